@@ -1,0 +1,184 @@
+//! Sandbox benchmarks, each a ratio or a figure against a baseline measured in
+//! this same process:
+//!
+//! 1. a trivial job in a warm host, instantiate to teardown (median, jobs/s);
+//! 2. the CPU-bound sample (SHA-256 of 16 MiB) in the sandbox vs the same Rust
+//!    code compiled natively, on the same input;
+//! 3. cold start of the largest sample component from the on-disk cache in a
+//!    fresh runtime (as a second host process would).
+//!
+//! Run with: `cargo bench -p netmind-host --bench sandbox`
+
+use std::time::{Duration, Instant};
+
+use netmind_host::{JobLimits, RunOptions, Runtime, SandboxConfig, Termination};
+use netmind_samples_artifacts as art;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn pct(v: &[Duration], p: f64) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn limits() -> JobLimits {
+    JobLimits {
+        memory_bytes: 256 << 20,
+        ..JobLimits::default()
+    }
+}
+
+fn trivial_job() {
+    let rt = Runtime::new(SandboxConfig::default()).unwrap();
+    let job = rt.load(&std::fs::read(art::TP_ECHO_STDIN).unwrap()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        args: vec!["trivial".into()],
+        output_dir: out.path().into(),
+        limits: limits(),
+        ..RunOptions::default()
+    };
+    for _ in 0..500 {
+        job.run(&opts).unwrap();
+    }
+    let mut times = Vec::with_capacity(5000);
+    for _ in 0..5000 {
+        let t = Instant::now();
+        let r = job.run(&opts).unwrap();
+        times.push(t.elapsed());
+        assert_eq!(r.termination, Termination::Exited(0));
+    }
+    let m = median(times.clone());
+    println!(
+        "trivial job (warm, pooling={}): median {:.1} µs, p90 {:.1} µs, {:.0} jobs/s on one core",
+        rt.pooling(),
+        us(m),
+        us(pct(&times, 0.9)),
+        1.0 / m.as_secs_f64()
+    );
+}
+
+fn cpu_bound() {
+    let input = tempfile::tempdir().unwrap();
+    let path = input.path().join("data.bin");
+    let data: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    drop(data);
+
+    let mut native = Vec::new();
+    let mut expected = [0u8; 32];
+    for _ in 0..7 {
+        let t = Instant::now();
+        let bytes = std::fs::read(&path).unwrap();
+        expected = netmind_sample_sha256::digest(&bytes);
+        native.push(t.elapsed());
+    }
+
+    let rt = Runtime::new(SandboxConfig::default()).unwrap();
+    let job = rt.load(&std::fs::read(art::SHA256).unwrap()).unwrap();
+    let mut sandbox = Vec::new();
+    for i in 0..8 {
+        let out = tempfile::tempdir().unwrap();
+        let opts = RunOptions {
+            args: vec!["sha256".into()],
+            input_dir: Some(input.path().into()),
+            output_dir: out.path().into(),
+            limits: limits(),
+            ..RunOptions::default()
+        };
+        let t = Instant::now();
+        let r = job.run(&opts).unwrap();
+        let elapsed = t.elapsed();
+        assert_eq!(r.termination, Termination::Exited(0));
+        let sums = std::fs::read_to_string(out.path().join("SHA256SUMS")).unwrap();
+        assert!(sums.contains(&hex(&expected)), "same result as native");
+        if i > 0 {
+            sandbox.push(elapsed);
+        }
+    }
+    let (n, s) = (median(native), median(sandbox));
+    println!(
+        "sha256 of 16 MiB: native {:.1} ms, sandbox {:.1} ms, ratio {:.2}x",
+        ms(n),
+        ms(s),
+        s.as_secs_f64() / n.as_secs_f64()
+    );
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn cold_start() {
+    let (name, path) = [
+        ("hello", art::HELLO),
+        ("sha256", art::SHA256),
+        ("blur", art::BLUR),
+        ("wordfreq", art::WORDFREQ),
+    ]
+    .into_iter()
+    .max_by_key(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+    .unwrap();
+    let wasm = std::fs::read(path).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let config = SandboxConfig {
+        cache_dir: Some(cache.path().into()),
+        ..SandboxConfig::default()
+    };
+    let t = Instant::now();
+    let first = Runtime::new(config.clone()).unwrap().load(&wasm).unwrap();
+    let compile = t.elapsed();
+    assert!(!first.from_cache());
+    drop(first);
+    let mut load = Vec::new();
+    let mut start_to_exit = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let rt = Runtime::new(config.clone()).unwrap();
+        let job = rt.load(&wasm).unwrap();
+        let loaded = t.elapsed();
+        assert!(job.from_cache());
+        let out = tempfile::tempdir().unwrap();
+        let r = job
+            .run(&RunOptions {
+                args: vec![name.into()],
+                output_dir: out.path().into(),
+                limits: limits(),
+                ..RunOptions::default()
+            })
+            .unwrap();
+        start_to_exit.push(t.elapsed());
+        load.push(loaded);
+        assert!(matches!(r.termination, Termination::Exited(_)));
+    }
+    println!(
+        "cold start of `{name}` ({:.1} MB): compile {:.0} ms; from cache in a fresh runtime: engine+load median {:.2} ms, through first run's exit {:.2} ms",
+        wasm.len() as f64 / 1e6,
+        ms(compile),
+        ms(median(load)),
+        ms(median(start_to_exit))
+    );
+}
+
+fn main() {
+    // `cargo test --benches` passes `--bench`-less args; run only under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("run with `cargo bench -p netmind-host --bench sandbox`");
+        return;
+    }
+    trivial_job();
+    cpu_bound();
+    cold_start();
+}

@@ -1,0 +1,413 @@
+//! The engine, the linkers and the on-disk cache of compiled jobs.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker as ComponentLinker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
+use wasmtime_wasi::p2::bindings::sync::CommandPre;
+
+use crate::run::{ComponentState, ModuleState};
+use crate::{Error, Result};
+
+/// Engine-wide settings of a sandbox. Per-job limits are [`crate::JobLimits`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Canonicalise NaNs, fix clocks and seed random (see [`crate::RunOptions::seed`])
+    /// so that two runs of a job on the same inputs give the same outputs.
+    pub deterministic: bool,
+    /// Meter fuel. Needed for jobs with a fuel limit; costs about a quarter
+    /// more CPU, so it is off unless asked for.
+    pub fuel: bool,
+    /// Where compiled jobs are cached, keyed by content hash and engine
+    /// configuration. `None` compiles every time. The directory must be
+    /// private to the host's user: its files are native code.
+    pub cache_dir: Option<PathBuf>,
+    /// The largest memory limit a job may ask for.
+    pub max_memory_bytes: u64,
+    /// The wasm stack limit.
+    pub max_wasm_stack: usize,
+    /// Use the pooling allocator (fast instantiation) for up to this many
+    /// concurrent jobs; `0` allocates on demand.
+    pub pooled_jobs: u32,
+    /// How often limits are checked while a job runs.
+    pub tick: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            deterministic: false,
+            fuel: false,
+            cache_dir: None,
+            max_memory_bytes: 4 << 30,
+            max_wasm_stack: 1 << 20,
+            pooled_jobs: 16,
+            tick: Duration::from_millis(1),
+        }
+    }
+}
+
+/// The default cache directory: `$NETMIND_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/netmind`, else `~/.cache/netmind`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("NETMIND_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("netmind"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/netmind"))
+}
+
+/// A sandbox: one wasmtime engine configured for hostile guests, plus the
+/// WASI linkers. Cheap to share (`Arc` inside); create one per process.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) engine: Engine,
+    pub(crate) config: SandboxConfig,
+    pub(crate) pooling: bool,
+    component_linker: ComponentLinker<ComponentState>,
+    module_linker: wasmtime::Linker<ModuleState>,
+    compat: u64,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("config", &self.inner.config)
+            .field("pooling", &self.inner.pooling)
+            .finish_non_exhaustive()
+    }
+}
+
+fn wasmtime_config(c: &SandboxConfig, pooled: bool) -> Config {
+    let mut cfg = Config::new();
+    cfg.wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(c.fuel)
+        .max_wasm_stack(c.max_wasm_stack)
+        .cranelift_nan_canonicalization(c.deterministic)
+        .relaxed_simd_deterministic(c.deterministic);
+    if pooled {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(c.pooled_jobs)
+            .total_core_instances(c.pooled_jobs * 16)
+            .total_memories(c.pooled_jobs * 4)
+            .total_tables(c.pooled_jobs * 16)
+            .max_memory_size(c.max_memory_bytes as usize);
+        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    cfg
+}
+
+impl Runtime {
+    /// Builds the engine and linkers and starts the limit-checking ticker.
+    pub fn new(config: SandboxConfig) -> Result<Self> {
+        let pooled = config.pooled_jobs > 0;
+        let (engine, pooling) = match Engine::new(&wasmtime_config(&config, pooled)) {
+            Ok(e) => (e, pooled),
+            Err(err) if pooled => {
+                tracing::warn!(target: "host::sandbox", error = %err, "pooling allocator unavailable; allocating on demand");
+                let e = Engine::new(&wasmtime_config(&config, false)).map_err(Error::Engine)?;
+                (e, false)
+            }
+            Err(err) => return Err(Error::Engine(err)),
+        };
+        let mut component_linker = ComponentLinker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut component_linker).map_err(Error::Engine)?;
+        let mut module_linker = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut module_linker, |s: &mut ModuleState| {
+            &mut s.wasi
+        })
+        .map_err(Error::Engine)?;
+        let mut h = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let compat = h.finish();
+        start_ticker(&engine, config.tick);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                config,
+                pooling,
+                component_linker,
+                module_linker,
+                compat,
+            }),
+        })
+    }
+
+    /// The engine-wide settings.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn pooling(&self) -> bool {
+        self.inner.pooling
+    }
+
+    /// Compiles (or loads from the cache) a component or a core module and
+    /// links it against the sandbox's WASI, ready to run many times.
+    pub fn load(&self, wasm: &[u8]) -> Result<Job> {
+        let started = Instant::now();
+        let kind = WasmKind::detect(wasm)?;
+        let hash: [u8; 32] = Sha256::digest(wasm).into();
+        let (code, cached) = self.compile_cached(kind, &hash, wasm)?;
+        let inner = &self.inner;
+        let pre = match code {
+            Code::Component(c) => {
+                let pre = inner
+                    .component_linker
+                    .instantiate_pre(&c)
+                    .map_err(Error::UnsupportedImport)?;
+                let pre = CommandPre::new(pre).map_err(Error::NotACommand)?;
+                JobPre::Component(Box::new(pre), c)
+            }
+            Code::Module(m) => {
+                if m.get_export("_start").is_none() {
+                    return Err(Error::NotACommand(wasmtime::format_err!(
+                        "core module has no `_start` export"
+                    )));
+                }
+                let pre = inner
+                    .module_linker
+                    .instantiate_pre(&m)
+                    .map_err(Error::UnsupportedImport)?;
+                JobPre::Module(Box::new(pre), m)
+            }
+        };
+        Ok(Job {
+            runtime: self.clone(),
+            pre,
+            hash,
+            from_cache: cached,
+            load_time: started.elapsed(),
+        })
+    }
+
+    fn cache_path(&self, kind: WasmKind, hash: &[u8; 32]) -> Option<PathBuf> {
+        let dir = self.inner.config.cache_dir.as_ref()?;
+        let ext = match kind {
+            WasmKind::Component => "cwasm",
+            WasmKind::Module => "cwasm-module",
+        };
+        Some(dir.join(format!(
+            "{}-{:016x}.{ext}",
+            hex::encode(hash),
+            self.inner.compat
+        )))
+    }
+
+    fn compile_cached(&self, kind: WasmKind, hash: &[u8; 32], wasm: &[u8]) -> Result<(Code, bool)> {
+        let engine = &self.inner.engine;
+        let path = self.cache_path(kind, hash);
+        if let Some(path) = path.as_deref().filter(|p| p.exists()) {
+            match deserialize(engine, kind, path) {
+                Ok(code) => return Ok((code, true)),
+                Err(err) => {
+                    tracing::warn!(target: "host::cache", path = %path.display(), error = %err, "discarding unusable cache entry");
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        let code = match kind {
+            WasmKind::Component => Code::Component(Component::new(engine, wasm).map_err(Error::Compile)?),
+            WasmKind::Module => Code::Module(Module::new(engine, wasm).map_err(Error::Compile)?),
+        };
+        if let Some(path) = path {
+            let bytes = match &code {
+                Code::Component(c) => c.serialize(),
+                Code::Module(m) => m.serialize(),
+            };
+            match bytes {
+                Ok(bytes) => {
+                    if let Err(err) = write_atomic(&path, &bytes) {
+                        tracing::warn!(target: "host::cache", path = %path.display(), error = %err, "cannot write cache entry");
+                    }
+                }
+                Err(err) => tracing::warn!(target: "host::cache", error = %err, "cannot serialize compiled job"),
+            }
+        }
+        Ok((code, false))
+    }
+}
+
+#[allow(unsafe_code, reason = "loading native code the host itself compiled into its private cache")]
+fn deserialize(engine: &Engine, kind: WasmKind, path: &Path) -> wasmtime::Result<Code> {
+    // SAFETY: the cache directory is private to this host and only ever holds
+    // artifacts this engine serialized; wasmtime also checks the header and the
+    // engine compatibility hash before using them.
+    unsafe {
+        Ok(match kind {
+            WasmKind::Component => Code::Component(Component::deserialize_file(engine, path)?),
+            WasmKind::Module => Code::Module(Module::deserialize_file(engine, path)?),
+        })
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn start_ticker(engine: &Engine, tick: Duration) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("netmind-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(tick);
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::error!(target: "host::sandbox", error = %err, "cannot start the limit ticker");
+    }
+}
+
+/// Whether bytes are a component or a core module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmKind {
+    /// A WASI preview-2 component.
+    Component,
+    /// A core module (e.g. `wasm32-wasip1`).
+    Module,
+}
+
+impl WasmKind {
+    /// Reads the preamble.
+    pub fn detect(bytes: &[u8]) -> Result<Self> {
+        match bytes {
+            [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => Ok(Self::Module),
+            [0, b'a', b's', b'm', _, _, 1, 0, ..] => Ok(Self::Component),
+            [0, b'a', b's', b'm', ..] => Err(Error::NotWasm(
+                "unsupported WebAssembly version or layer in the header".into(),
+            )),
+            _ => Err(Error::NotWasm(
+                "missing the `\\0asm` magic bytes; is this a .wasm file?".into(),
+            )),
+        }
+    }
+}
+
+enum Code {
+    Component(Component),
+    Module(Module),
+}
+
+pub(crate) enum JobPre {
+    Component(Box<CommandPre<ComponentState>>, Component),
+    Module(Box<wasmtime::InstancePre<ModuleState>>, Module),
+}
+
+/// A compiled, linked job, ready to run any number of times.
+pub struct Job {
+    pub(crate) runtime: Runtime,
+    pub(crate) pre: JobPre,
+    hash: [u8; 32],
+    from_cache: bool,
+    load_time: Duration,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("hash", &hex::encode(self.hash))
+            .field("from_cache", &self.from_cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Job {
+    /// SHA-256 of the wasm bytes.
+    pub fn wasm_hash(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// Whether the compiled code came from the on-disk cache.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+
+    /// How long loading (compile or cache read, and linking) took.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    /// Component or core module.
+    pub fn kind(&self) -> WasmKind {
+        match self.pre {
+            JobPre::Component(..) => WasmKind::Component,
+            JobPre::Module(..) => WasmKind::Module,
+        }
+    }
+
+    /// The imports the job declares, e.g. `wasi:cli/environment@0.2.0`.
+    pub fn imports(&self) -> Vec<String> {
+        imports_of(&self.runtime.inner.engine, &self.pre)
+    }
+}
+
+fn imports_of(engine: &Engine, pre: &JobPre) -> Vec<String> {
+    match pre {
+        JobPre::Component(_, c) => c
+            .component_type()
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect(),
+        JobPre::Module(_, m) => m
+            .imports()
+            .map(|i| format!("{}::{}", i.module(), i.name()))
+            .collect(),
+    }
+}
+
+/// Lists the imports of wasm bytes without linking them (so that a job
+/// with unsupported imports can still be inspected).
+pub fn list_imports(runtime: &Runtime, wasm: &[u8]) -> Result<(WasmKind, Vec<String>)> {
+    let engine = &runtime.inner.engine;
+    let kind = WasmKind::detect(wasm)?;
+    let imports = match kind {
+        WasmKind::Component => Component::new(engine, wasm)
+            .map_err(Error::Compile)?
+            .component_type()
+            .imports(engine)
+            .map(|(n, _)| n.to_string())
+            .collect(),
+        WasmKind::Module => Module::new(engine, wasm)
+            .map_err(Error::Compile)?
+            .imports()
+            .map(|i| format!("{}::{}", i.module(), i.name()))
+            .collect(),
+    };
+    Ok((kind, imports))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_kinds_and_rejects_non_wasm() {
+        assert_eq!(WasmKind::detect(b"\0asm\x01\0\0\0").unwrap(), WasmKind::Module);
+        assert_eq!(WasmKind::detect(b"\0asm\x0d\0\x01\0").unwrap(), WasmKind::Component);
+        let err = WasmKind::detect(b"#!/bin/sh\n").unwrap_err().to_string();
+        assert!(err.contains("magic bytes"), "{err}");
+    }
+}

@@ -1,0 +1,84 @@
+//! `netmind`: the one command-line interface of NetMind Power.
+//!
+//! Job owners pack, sign, inspect and try jobs locally in exactly the sandbox
+//! hosts use (`netmind bundle`, `netmind run`); keys are Ethereum keystores
+//! (`netmind wallet`).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bundle;
+mod run;
+mod source;
+mod wallet;
+
+/// NetMind Power: a decentralized GPU compute marketplace.
+///
+/// Jobs are WebAssembly components packed into signed, content-addressed
+/// bundles. Try one locally with `netmind run samples/hello`.
+#[derive(Debug, Parser)]
+#[command(name = "netmind", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// Log filter, e.g. `info` or `host::sandbox=debug` (also `NETMIND_LOG`).
+    #[arg(long, global = true, env = "NETMIND_LOG", default_value = "warn")]
+    log: String,
+    /// Write logs as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a job (bundle file, bundle directory or .wasm) in the local sandbox.
+    Run(run::RunArgs),
+    /// Pack, inspect and verify job bundles.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
+    /// Create and show Ethereum keystores used to sign bundles and orders.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
+}
+
+fn init_tracing(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log, cli.log_json);
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Bundle(cmd) => bundle::bundle(cmd),
+        Command::Wallet(cmd) => wallet::wallet(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
