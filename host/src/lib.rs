@@ -34,6 +34,7 @@
 mod error;
 pub mod limits;
 pub mod output;
+mod poll;
 mod run;
 mod runtime;
 pub mod stdio;

@@ -122,12 +122,12 @@ impl RunReport {
 /// Per-store limit state, checked on every epoch tick.
 pub(crate) struct Guard {
     limiter: Limiter,
-    limits: JobLimits,
-    started: Instant,
+    pub(crate) limits: JobLimits,
+    pub(crate) started: Instant,
     cpu_started: Option<Duration>,
     output_dir: PathBuf,
     ticks: u64,
-    killed: Option<LimitKind>,
+    pub(crate) killed: Option<LimitKind>,
 }
 
 impl Guard {
@@ -170,6 +170,15 @@ pub(crate) struct ComponentState {
     ctx: WasiCtx,
     table: ResourceTable,
     guard: Guard,
+}
+
+impl ComponentState {
+    pub(crate) fn deadline_poll(&mut self) -> crate::poll::DeadlinePoll<'_> {
+        crate::poll::DeadlinePoll {
+            table: &mut self.table,
+            guard: &mut self.guard,
+        }
+    }
 }
 
 impl WasiView for ComponentState {

@@ -10,6 +10,7 @@ use wasmtime::component::{Component, Linker as ComponentLinker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
+use crate::poll::DeadlinePollData;
 use crate::run::{ComponentState, ModuleState};
 use crate::{Error, Result};
 
@@ -123,6 +124,14 @@ impl Runtime {
         };
         let mut component_linker = ComponentLinker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut component_linker).map_err(Error::Engine)?;
+        // Replace `wasi:io/poll` with a version that honours the wall-time limit.
+        component_linker.allow_shadowing(true);
+        wasmtime_wasi::p2::bindings::sync::io::poll::add_to_linker::<_, DeadlinePollData>(
+            &mut component_linker,
+            ComponentState::deadline_poll,
+        )
+        .map_err(Error::Engine)?;
+        component_linker.allow_shadowing(false);
         let mut module_linker = wasmtime::Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut module_linker, |s: &mut ModuleState| {
             &mut s.wasi

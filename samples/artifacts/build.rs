@@ -10,10 +10,25 @@ use std::{
 
 /// The samples: (package, binary, bundle directory under `samples/`, const name).
 const SAMPLES: &[(&str, &str, &str, &str)] = &[
-    ("netmind-sample-hello", "netmind-sample-hello", "hello", "HELLO"),
-    ("netmind-sample-sha256", "netmind-sample-sha256", "sha256", "SHA256"),
+    (
+        "netmind-sample-hello",
+        "netmind-sample-hello",
+        "hello",
+        "HELLO",
+    ),
+    (
+        "netmind-sample-sha256",
+        "netmind-sample-sha256",
+        "sha256",
+        "SHA256",
+    ),
     ("netmind-sample-blur", "netmind-sample-blur", "blur", "BLUR"),
-    ("netmind-sample-wordfreq", "netmind-sample-wordfreq", "wordfreq", "WORDFREQ"),
+    (
+        "netmind-sample-wordfreq",
+        "netmind-sample-wordfreq",
+        "wordfreq",
+        "WORDFREQ",
+    ),
 ];
 
 /// The package of the hostile and edge-case guests.
@@ -40,7 +55,8 @@ const TEST_PROGRAMS_P2: &[&str] = &[
 const TEST_PROGRAMS_P1: &[&str] = &["p1_unknown_import"];
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir
         .ancestors()
         .nth(2)
@@ -49,12 +65,20 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let target_dir = guest_target_dir(&workspace, &out_dir);
 
-    for path in ["sdk-guest", "conformance/test-programs", "Cargo.toml", "Cargo.lock"] {
+    for path in [
+        "sdk-guest",
+        "conformance/test-programs",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(path).display());
     }
     for (_, _, dir, _) in SAMPLES {
         for path in ["src", "Cargo.toml"] {
-            println!("cargo:rerun-if-changed={}", workspace.join("samples").join(dir).join(path).display());
+            println!(
+                "cargo:rerun-if-changed={}",
+                workspace.join("samples").join(dir).join(path).display()
+            );
         }
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
@@ -64,12 +88,24 @@ fn main() {
     p2_bins.extend(TEST_PROGRAMS_P2);
     let mut packages: Vec<&str> = SAMPLES.iter().map(|(package, _, _, _)| *package).collect();
     packages.push(TEST_PROGRAMS);
-    cargo_build(&workspace, &target_dir, "wasm32-wasip2", &packages, &p2_bins);
+    cargo_build(
+        &workspace,
+        &target_dir,
+        "wasm32-wasip2",
+        &packages,
+        &p2_bins,
+    );
 
     // wasm32-wasip1: hello and the preview 1 test programs, as core modules.
     let mut p1_bins = vec!["netmind-sample-hello"];
     p1_bins.extend(TEST_PROGRAMS_P1);
-    cargo_build(&workspace, &target_dir, "wasm32-wasip1", &["netmind-sample-hello", TEST_PROGRAMS], &p1_bins);
+    cargo_build(
+        &workspace,
+        &target_dir,
+        "wasm32-wasip1",
+        &["netmind-sample-hello", TEST_PROGRAMS],
+        &p1_bins,
+    );
 
     let p2 = target_dir.join("wasm32-wasip2").join("release");
     let p1 = target_dir.join("wasm32-wasip1").join("release");
@@ -143,7 +179,13 @@ fn guest_target_dir(workspace: &Path, out_dir: &Path) -> PathBuf {
 }
 
 /// Runs `cargo build --release --target <target>` for `bins` of `packages` into `target_dir`.
-fn cargo_build(workspace: &Path, target_dir: &Path, target: &str, packages: &[&str], bins: &[&str]) {
+fn cargo_build(
+    workspace: &Path,
+    target_dir: &Path,
+    target: &str,
+    packages: &[&str],
+    bins: &[&str],
+) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
@@ -162,7 +204,9 @@ fn cargo_build(workspace: &Path, target_dir: &Path, target: &str, packages: &[&s
     for bin in bins {
         cmd.args(["--bin", bin]);
     }
-    let output = cmd.output().unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"));
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"));
     if !output.status.success() {
         panic!(
             "building the guests for {target} failed ({status})\n\
@@ -179,7 +223,11 @@ fn cargo_build(workspace: &Path, target_dir: &Path, target: &str, packages: &[&s
 /// The path of the built binary `bin` in `release_dir`, which must exist.
 fn artifact(release_dir: &Path, bin: &str) -> PathBuf {
     let path = release_dir.join(format!("{bin}.wasm"));
-    assert!(path.is_file(), "the nested cargo build did not produce {}", path.display());
+    assert!(
+        path.is_file(),
+        "the nested cargo build did not produce {}",
+        path.display()
+    );
     path
 }
 
@@ -193,6 +241,10 @@ fn copy_if_changed(from: &Path, to: &Path) {
 
 /// Appends `/// doc` and `pub const NAME: &str = "path";` to `code`.
 fn push_const(code: &mut String, doc: &str, name: &str, path: &Path) {
-    let path = path.to_str().unwrap_or_else(|| panic!("non-UTF-8 path {}", path.display()));
-    code.push_str(&format!("/// {doc}\npub const {name}: &str = {path:?};\n\n"));
+    let path = path
+        .to_str()
+        .unwrap_or_else(|| panic!("non-UTF-8 path {}", path.display()));
+    code.push_str(&format!(
+        "/// {doc}\npub const {name}: &str = {path:?};\n\n"
+    ));
 }

@@ -76,7 +76,9 @@ pub fn write_output_json(name: &str, value: &impl Serialize) -> Result<()> {
 pub(crate) fn read_in(root: &Path, name: &str) -> Result<Vec<u8>> {
     let path = root.join(name);
     fs::read(&path).map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => Error::MissingInput { name: name.to_owned() },
+        io::ErrorKind::NotFound => Error::MissingInput {
+            name: name.to_owned(),
+        },
         _ => Error::io(path, source),
     })
 }
@@ -93,7 +95,12 @@ pub(crate) fn list_files(root: &Path) -> Result<Vec<Input>> {
     let mut found = Vec::new();
     match fs::metadata(root) {
         Ok(meta) if meta.is_dir() => walk(root, "", &mut found)?,
-        Ok(_) => return Err(Error::Invalid(format!("{} is not a directory", root.display()))),
+        Ok(_) => {
+            return Err(Error::Invalid(format!(
+                "{} is not a directory",
+                root.display()
+            )));
+        }
         Err(source) if source.kind() == io::ErrorKind::NotFound => {}
         Err(source) => return Err(Error::io(root, source)),
     }
@@ -112,7 +119,11 @@ fn walk(dir: &Path, prefix: &str, found: &mut Vec<Input>) -> Result<()> {
         if meta.is_dir() {
             walk(&path, &format!("{name}/"), found)?;
         } else {
-            found.push(Input { name, path, size: meta.len() });
+            found.push(Input {
+                name,
+                path,
+                size: meta.len(),
+            });
         }
     }
     Ok(())
@@ -135,7 +146,11 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [("a/c/d.txt".to_owned(), 4), ("a/z.bin".to_owned(), 1), ("b.txt".to_owned(), 2)]
+            [
+                ("a/c/d.txt".to_owned(), 4),
+                ("a/z.bin".to_owned(), 1),
+                ("b.txt".to_owned(), 2)
+            ]
         );
     }
 

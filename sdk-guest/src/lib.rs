@@ -48,8 +48,8 @@ mod result;
 
 pub use error::{Error, Result};
 pub use files::{
-    INPUT_DIR, Input, OUTPUT_DIR, input_path, inputs, output_path, read_input, read_input_to_string,
-    write_output, write_output_json,
+    INPUT_DIR, Input, OUTPUT_DIR, input_path, inputs, output_path, read_input,
+    read_input_to_string, write_output, write_output_json,
 };
 pub use progress::{PROGRESS_PREFIX, Progress, progress};
 pub use result::{RESULT_FILE, run};

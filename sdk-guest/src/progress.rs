@@ -45,7 +45,12 @@ impl Progress {
 ///
 /// Errors writing to stderr are ignored: progress is advisory.
 pub fn progress(done: u64, total: u64, message: &str) {
-    let line = Progress { done, total, message: message.to_owned() }.to_line();
+    let line = Progress {
+        done,
+        total,
+        message: message.to_owned(),
+    }
+    .to_line();
     // One write of the whole line, so it is not interleaved with other stderr output.
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
@@ -56,13 +61,25 @@ mod tests {
 
     #[test]
     fn line_format() {
-        let line = Progress { done: 3, total: 10, message: "a.png".into() }.to_line();
-        assert_eq!(line, "netmind:progress {\"done\":3,\"total\":10,\"message\":\"a.png\"}\n");
+        let line = Progress {
+            done: 3,
+            total: 10,
+            message: "a.png".into(),
+        }
+        .to_line();
+        assert_eq!(
+            line,
+            "netmind:progress {\"done\":3,\"total\":10,\"message\":\"a.png\"}\n"
+        );
     }
 
     #[test]
     fn message_is_escaped_onto_one_line() {
-        let progress = Progress { done: 0, total: 0, message: "two\nlines \"quoted\"".into() };
+        let progress = Progress {
+            done: 0,
+            total: 0,
+            message: "two\nlines \"quoted\"".into(),
+        };
         let line = progress.to_line();
         assert_eq!(line.matches('\n').count(), 1);
         assert!(line.ends_with('\n'));

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{Result, write_output_json};
 
@@ -46,16 +46,36 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn ok_result(value: Value) -> Value {
-    json!({ "ok": true, "value": value })
+/// The contents of `result.json`; a struct rather than a map so `ok` comes first.
+#[derive(Serialize)]
+struct Outcome<'a> {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
 }
 
-fn err_result(message: &str) -> Value {
-    json!({ "ok": false, "error": message })
+fn ok_result(value: Value) -> Outcome<'static> {
+    Outcome {
+        ok: true,
+        value: Some(value),
+        error: None,
+    }
+}
+
+fn err_result(message: &str) -> Outcome<'_> {
+    Outcome {
+        ok: false,
+        value: None,
+        error: Some(message),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -65,13 +85,20 @@ mod tests {
             serde_json::to_string(&ok_result(value)).unwrap(),
             r#"{"ok":true,"value":[["a",1]]}"#
         );
+        assert_eq!(
+            serde_json::to_string(&ok_result(Value::Null)).unwrap(),
+            r#"{"ok":true,"value":null}"#
+        );
     }
 
     #[test]
     fn error_shape() {
         let error = crate::Error::MissingInput { name: "x".into() };
+        let message = error.to_string();
+        let text = serde_json::to_string(&err_result(&message)).unwrap();
+        assert!(text.starts_with(r#"{"ok":false,"error":"#), "{text}");
         assert_eq!(
-            err_result(&error.to_string()),
+            serde_json::from_str::<Value>(&text).unwrap(),
             json!({
                 "ok": false,
                 "error": "input `x` not found in /input; pass it with `netmind run --input DIR`",

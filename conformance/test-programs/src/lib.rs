@@ -35,13 +35,19 @@ pub fn symlink(target: &str, link: &Path) -> io::Result<()> {
     #[cfg(unix)]
     return std::os::unix::fs::symlink(target, link);
     #[cfg(not(any(target_os = "wasi", unix)))]
-    return Err(io::Error::new(io::ErrorKind::Unsupported, format!("no symlinks here: {target} {link:?}")));
+    return Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("no symlinks here: {target} {link:?}"),
+    ));
 }
 
 /// `std::os::wasi::fs::symlink_path` is unstable, so call wasi-libc's `symlink(3)`, which resolves `link`
 /// against the preopened directories as every other libc path function does.
 #[cfg(target_os = "wasi")]
-#[allow(unsafe_code, reason = "calls wasi-libc directly; std has no stable WASI symlink")]
+#[allow(
+    unsafe_code,
+    reason = "calls wasi-libc directly; std has no stable WASI symlink"
+)]
 fn wasi_symlink(target: &str, link: &Path) -> io::Result<()> {
     use std::ffi::{CString, c_char, c_int};
 

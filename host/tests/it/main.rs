@@ -5,10 +5,10 @@ mod hostile;
 mod sandbox;
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use netmind_host::{JobLimits, RunOptions, RunReport, Runtime, SandboxConfig};
+use netmind_host::{Job, JobLimits, RunOptions, RunReport, Runtime, SandboxConfig};
 
 /// One shared runtime, as a host daemon has.
 pub(crate) fn runtime() -> &'static Runtime {
@@ -44,9 +44,7 @@ pub(crate) fn run_with(
     limits: JobLimits,
     tweak: impl FnOnce(&mut RunOptions),
 ) -> Ran {
-    let job = rt
-        .load(&std::fs::read(wasm).expect("artifact"))
-        .expect("load");
+    let job = load(rt, wasm);
     let out = tempfile::tempdir().unwrap();
     let mut opts = RunOptions {
         args: std::iter::once("job")
@@ -60,6 +58,19 @@ pub(crate) fn run_with(
     tweak(&mut opts);
     let report = job.run(&opts).expect("run set-up");
     Ran { report, out }
+}
+
+/// Compiles each artifact once per runtime, as a host caches compiled jobs.
+pub(crate) fn load(rt: &Runtime, wasm: &str) -> Arc<Job> {
+    static JOBS: Mutex<Vec<(String, String, Arc<Job>)>> = Mutex::new(Vec::new());
+    let key = format!("{rt:?}");
+    let mut jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, job)) = jobs.iter().find(|(k, w, _)| *k == key && w == wasm) {
+        return job.clone();
+    }
+    let job = Arc::new(rt.load(&std::fs::read(wasm).expect("artifact")).expect("load"));
+    jobs.push((key, wasm.to_string(), job.clone()));
+    job
 }
 
 pub(crate) fn run(wasm: &str, args: &[&str]) -> Ran {

@@ -40,9 +40,17 @@ mod tests {
         }
         assert_eq!(header(HELLO_P1), MODULE);
         for (name, path) in TEST_PROGRAMS {
-            let expected = if name.starts_with("p1_") { MODULE } else { COMPONENT };
+            let expected = if name.starts_with("p1_") {
+                MODULE
+            } else {
+                COMPONENT
+            };
             assert_eq!(header(path), expected, "{name}: {path}");
         }
-        assert!(std::path::Path::new(SAMPLES_DIR).join("hello/netmind.toml").is_file());
+        assert!(
+            std::path::Path::new(SAMPLES_DIR)
+                .join("hello/netmind.toml")
+                .is_file()
+        );
     }
 }

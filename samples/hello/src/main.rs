@@ -15,7 +15,12 @@ fn main() -> ExitCode {
         }
 
         let mut vars: Vec<(String, String)> = std::env::vars_os()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
             .collect();
         vars.sort();
         println!("env ({}):", vars.len());
@@ -31,7 +36,10 @@ fn main() -> ExitCode {
         }
 
         let greeting = greeting(&args).unwrap_or_else(|| "hello".to_owned());
-        let text = format!("{greeting}, NetMind! I saw {} input file(s).\n", inputs.len());
+        let text = format!(
+            "{greeting}, NetMind! I saw {} input file(s).\n",
+            inputs.len()
+        );
         print!("{text}");
         netmind_sdk::write_output("hello.txt", text.as_bytes())?;
         netmind_sdk::progress(1, 1, "wrote hello.txt");

@@ -6,9 +6,9 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 // Only the `guest` binary uses these.
+use sha2::{Digest, Sha256};
 #[cfg(feature = "guest")]
 use {netmind_sdk as _, serde as _};
-use sha2::{Digest, Sha256};
 
 /// The SHA-256 digest of `data`.
 pub fn digest(data: &[u8]) -> [u8; 32] {
@@ -41,7 +41,10 @@ mod tests {
 
     #[test]
     fn sums_format() {
-        let files = vec![("a.txt".to_owned(), b"abc".to_vec()), ("e".to_owned(), Vec::new())];
+        let files = vec![
+            ("a.txt".to_owned(), b"abc".to_vec()),
+            ("e".to_owned(), Vec::new()),
+        ];
         assert_eq!(
             sha256sums(&files),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  a.txt\n\

@@ -23,7 +23,11 @@ fn main() -> ExitCode {
         for (i, input) in inputs.into_iter().enumerate() {
             let data = netmind_sdk::read_input(&input.name)?;
             let sha256 = hex::encode(netmind_sample_sha256::digest(&data));
-            hashed.push(Hashed { name: input.name.clone(), sha256, bytes: data.len() as u64 });
+            hashed.push(Hashed {
+                name: input.name.clone(),
+                sha256,
+                bytes: data.len() as u64,
+            });
             netmind_sdk::progress(i as u64 + 1, total, &input.name);
             files.push((input.name, data));
         }

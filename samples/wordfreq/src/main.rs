@@ -70,11 +70,14 @@ fn top(args: &[String]) -> Result<usize> {
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         let value = if arg == "--top" {
-            iter.next().ok_or_else(|| Error::invalid("--top needs a value"))?
+            iter.next()
+                .ok_or_else(|| Error::invalid("--top needs a value"))?
         } else if let Some(value) = arg.strip_prefix("--top=") {
             value
         } else {
-            return Err(Error::invalid(format!("unknown argument `{arg}`; usage: wordfreq [--top N]")));
+            return Err(Error::invalid(format!(
+                "unknown argument `{arg}`; usage: wordfreq [--top N]"
+            )));
         };
         top = value
             .parse()
@@ -96,7 +99,10 @@ fn most_frequent(counts: &HashMap<String, u64>, n: usize) -> Vec<WordCount> {
     all.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
     all.into_iter()
         .take(n)
-        .map(|(word, &count)| WordCount { word: word.clone(), count })
+        .map(|(word, &count)| WordCount {
+            word: word.clone(),
+            count,
+        })
         .collect()
 }
 
@@ -105,14 +111,21 @@ mod tests {
     use super::*;
 
     fn wc(word: &str, count: u64) -> WordCount {
-        WordCount { word: word.to_owned(), count }
+        WordCount {
+            word: word.to_owned(),
+            count,
+        }
     }
 
     #[test]
     fn counts_unicode_words_lowercased_with_ties_by_word() {
         let words = Regex::new(r"\w+").unwrap();
         let mut counts = HashMap::new();
-        count_words(&words, "The cat; the DOG. Ünïcode ünïcode! b a", &mut counts);
+        count_words(
+            &words,
+            "The cat; the DOG. Ünïcode ünïcode! b a",
+            &mut counts,
+        );
         count_words(&words, "dog_2 the", &mut counts);
         assert_eq!(
             most_frequent(&counts, 4),

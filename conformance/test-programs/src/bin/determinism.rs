@@ -25,7 +25,12 @@ fn main() {
     for i in 0..1_000_000u64 {
         counter = black_box(counter.wrapping_add(i));
     }
-    writeln!(out, "instant_busy_loop_nanos={}", start.elapsed().as_nanos()).unwrap();
+    writeln!(
+        out,
+        "instant_busy_loop_nanos={}",
+        start.elapsed().as_nanos()
+    )
+    .unwrap();
 
     let mut random = [0u8; 32];
     let random = match getrandom::fill(&mut random) {

@@ -52,7 +52,10 @@ fn main() {
     leaks += usize::from(report("list /output/up", list("/output/up")));
 
     leaks += usize::from(report("list /", list("/")));
-    leaks += usize::from(report("open .", fs::File::open(".").and_then(|_| list("."))));
+    leaks += usize::from(report(
+        "open .",
+        fs::File::open(".").and_then(|_| list(".")),
+    ));
 
     println!("done: {leaks} leak(s)");
 }

@@ -19,14 +19,17 @@ fn main() {
             return;
         }
         let mut block = Vec::new();
-        if let Err(error) = blocks.try_reserve(1).and_then(|()| block.try_reserve_exact(MIB)) {
+        if let Err(error) = blocks
+            .try_reserve(1)
+            .and_then(|()| block.try_reserve_exact(MIB))
+        {
             println!("denied: memory: allocation failed after {got} MiB: {error}");
             std::process::abort();
         }
         // Touch every page so the memory is really used.
         block.resize(MIB, 0xA5);
         blocks.push(black_box(block));
-        if (got + 1) % 16 == 0 {
+        if (got + 1).is_multiple_of(16) {
             println!("allocated {} MiB", got + 1);
         }
     }

@@ -29,7 +29,7 @@ fn main() {
             std::process::exit(1);
         }
         written += 1;
-        if written % 16 == 0 {
+        if written.is_multiple_of(16) {
             println!("wrote {written} MiB");
         }
     }

@@ -15,7 +15,7 @@ fn main() {
             println!("denied: output files: creating {path} failed after {i} files: {error}");
             std::process::exit(1);
         }
-        if (i + 1) % 10_000 == 0 {
+        if (i + 1).is_multiple_of(10_000) {
             println!("created {} files", i + 1);
         }
     }

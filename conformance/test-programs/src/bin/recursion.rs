@@ -11,7 +11,7 @@ fn recurse(depth: u64) -> u64 {
     let slot = (depth % 1024) as usize;
     frame[slot] = depth as u8;
     black_box(&mut frame);
-    if depth % 10_000 == 0 {
+    if depth.is_multiple_of(10_000) {
         println!("depth {depth}");
     }
     // Never true, but the compiler cannot know that, so the recursion is not "unconditional".
