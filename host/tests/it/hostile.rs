@@ -50,6 +50,17 @@ fn an_infinite_loop_hits_the_wall_clock_limit() {
 }
 
 #[test]
+fn a_job_sleeping_in_the_host_still_hits_the_wall_clock_limit() {
+    let limits = JobLimits {
+        wall_time: Duration::from_millis(300),
+        ..small_limits()
+    };
+    let ran = run_with(runtime(), art::TP_INFINITE_LOOP, &["sleep"], limits, |_| {});
+    assert_limit(&ran, LimitKind::WallTime(Duration::from_millis(300)));
+    assert!(ran.report.wall_time < Duration::from_secs(2), "{:?}", ran.report.wall_time);
+}
+
+#[test]
 fn an_infinite_loop_hits_the_cpu_time_limit() {
     let limits = JobLimits {
         cpu_time: Duration::from_millis(200),
@@ -89,6 +100,15 @@ fn a_memory_bomb_stops_at_the_memory_limit() {
 fn unbounded_recursion_overflows_the_wasm_stack_not_the_host() {
     let ran = run(art::TP_RECURSION, &[]);
     assert_limit(&ran, LimitKind::Stack(1 << 20));
+    // Rust also keeps big frames on a shadow stack in linear memory; overflowing
+    // it is an out-of-bounds access, confined to the guest's own memory.
+    let ran = run(art::TP_RECURSION, &["shadow"]);
+    match &ran.report.termination {
+        Termination::Trapped { message, .. } => {
+            assert!(message.contains("out of bounds"), "{message}")
+        }
+        other => panic!("expected a trap, got {other}"),
+    }
     host_still_healthy();
 }
 

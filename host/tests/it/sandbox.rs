@@ -115,7 +115,9 @@ fn compiled_components_are_cached_on_disk_across_runtimes() {
     .unwrap();
     assert!(!fuel.load(&wasm).unwrap().from_cache());
 
-    // A corrupt entry is discarded and recompiled, not trusted.
+    // A corrupt entry is discarded and recompiled, not trusted. (Entries are
+    // written by rename, never in place: overwriting a mapped one would fault.)
+    drop((first, second));
     for e in std::fs::read_dir(cache.path()).unwrap() {
         std::fs::write(e.unwrap().path(), b"garbage").unwrap();
     }
