@@ -2,8 +2,9 @@
 //! this same process:
 //!
 //! 1. a trivial job in a warm host, instantiate to teardown (median, jobs/s);
-//! 2. the CPU-bound sample (SHA-256 of 16 MiB) in the sandbox vs the same Rust
-//!    code compiled natively, on the same input;
+//! 2. the CPU-bound samples in the sandbox vs the same Rust code compiled
+//!    natively, on the same input: f32 matmul 512×512 (the target) and SHA-256
+//!    of 16 MiB (a second data point);
 //! 3. cold start of the largest sample component from the on-disk cache in a
 //!    fresh runtime (as a second host process would).
 //!
@@ -117,6 +118,47 @@ fn cpu_bound() {
     );
 }
 
+fn matmul() {
+    const N: usize = 512;
+    let mut native = Vec::new();
+    let mut expected = 0.0;
+    for _ in 0..7 {
+        let t = Instant::now();
+        let a = netmind_sample_matmul::matrix(N, 1);
+        let b = netmind_sample_matmul::matrix(N, 2);
+        expected = netmind_sample_matmul::checksum(&netmind_sample_matmul::matmul(&a, &b, N));
+        native.push(t.elapsed());
+    }
+    let rt = Runtime::new(SandboxConfig::default()).unwrap();
+    let job = rt.load(&std::fs::read(art::MATMUL).unwrap()).unwrap();
+    let mut sandbox = Vec::new();
+    for i in 0..8 {
+        let out = tempfile::tempdir().unwrap();
+        let opts = RunOptions {
+            args: vec!["matmul".into(), N.to_string(), "1".into()],
+            output_dir: out.path().into(),
+            limits: limits(),
+            ..RunOptions::default()
+        };
+        let t = Instant::now();
+        let r = job.run(&opts).unwrap();
+        let elapsed = t.elapsed();
+        assert_eq!(r.termination, Termination::Exited(0));
+        let stdout = String::from_utf8_lossy(&r.stdout);
+        assert!(stdout.contains(&format!("checksum {expected}")), "same result as native: {stdout}");
+        if i > 0 {
+            sandbox.push(elapsed);
+        }
+    }
+    let (n, s) = (median(native), median(sandbox));
+    println!(
+        "matmul f32 {N}x{N}: native {:.1} ms, sandbox {:.1} ms, ratio {:.2}x",
+        ms(n),
+        ms(s),
+        s.as_secs_f64() / n.as_secs_f64()
+    );
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -126,6 +168,7 @@ fn cold_start() {
         ("hello", art::HELLO),
         ("sha256", art::SHA256),
         ("blur", art::BLUR),
+        ("matmul", art::MATMUL),
         ("wordfreq", art::WORDFREQ),
     ]
     .into_iter()
@@ -179,6 +222,7 @@ fn main() {
         return;
     }
     trivial_job();
+    matmul();
     cpu_bound();
     cold_start();
 }

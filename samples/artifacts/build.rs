@@ -24,6 +24,12 @@ const SAMPLES: &[(&str, &str, &str, &str)] = &[
     ),
     ("netmind-sample-blur", "netmind-sample-blur", "blur", "BLUR"),
     (
+        "netmind-sample-matmul",
+        "netmind-sample-matmul",
+        "matmul",
+        "MATMUL",
+    ),
+    (
         "netmind-sample-wordfreq",
         "netmind-sample-wordfreq",
         "wordfreq",
@@ -70,6 +76,7 @@ fn main() {
         "conformance/test-programs",
         "Cargo.toml",
         "Cargo.lock",
+        ".cargo/config.toml",
     ] {
         println!("cargo:rerun-if-changed={}", workspace.join(path).display());
     }

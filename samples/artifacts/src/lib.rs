@@ -8,7 +8,7 @@
 //!
 //! Each artifact is a `pub const` holding its absolute path:
 //!
-//! - samples: [`HELLO`], [`SHA256`], [`BLUR`], [`WORDFREQ`] (components), [`HELLO_P1`] (a core module)
+//! - samples: [`HELLO`], [`SHA256`], [`BLUR`], [`MATMUL`], [`WORDFREQ`] (components), [`HELLO_P1`] (a core module)
 //!   and [`SAMPLES_DIR`];
 //! - test programs: `TP_<BIN>` for each `conformance/test-programs/src/bin/<bin>.rs`, all listed in
 //!   [`TEST_PROGRAMS`].
@@ -35,7 +35,7 @@ mod tests {
     fn every_artifact_exists_with_the_right_kind() {
         const COMPONENT: [u8; 8] = *b"\0asm\x0d\0\x01\0";
         const MODULE: [u8; 8] = *b"\0asm\x01\0\0\0";
-        for path in [HELLO, SHA256, BLUR, WORDFREQ] {
+        for path in [HELLO, SHA256, BLUR, MATMUL, WORDFREQ] {
             assert_eq!(header(path), COMPONENT, "{path}");
         }
         assert_eq!(header(HELLO_P1), MODULE);
