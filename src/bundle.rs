@@ -56,8 +56,10 @@ pub(crate) fn bundle(cmd: BundleCommand) -> Result<ExitCode> {
             let bytes = bundle.pack();
             let id = BundleId::of(&bytes);
             let m = &bundle.manifest.job;
-            let out = output.unwrap_or_else(|| PathBuf::from(format!("{}-{}.nmb", m.name, m.version)));
-            std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+            let out =
+                output.unwrap_or_else(|| PathBuf::from(format!("{}-{}.nmb", m.name, m.version)));
+            std::fs::write(&out, &bytes)
+                .with_context(|| format!("cannot write {}", out.display()))?;
             println!("{id}");
             eprintln!(
                 "packed {} {} into {} ({}, {} unpacked)",
@@ -99,7 +101,9 @@ pub(crate) fn bundle(cmd: BundleCommand) -> Result<ExitCode> {
             println!(
                 "ok {}{}",
                 job.bundle_id.map(|i| i.to_string()).unwrap_or_default(),
-                job.signer.map(|s| format!(" signed by {s}")).unwrap_or_default()
+                job.signer
+                    .map(|s| format!(" signed by {s}"))
+                    .unwrap_or_default()
             );
         }
     }
@@ -112,7 +116,8 @@ fn inspect(path: &Path, limits: &BundleLimits) -> Result<()> {
         let bytes = b.pack();
         (b, bytes)
     } else {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let b = Bundle::unpack(&bytes, limits)
             .with_context(|| format!("{} is not a valid bundle", path.display()))?;
         (b, bytes)

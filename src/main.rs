@@ -18,7 +18,12 @@ mod wallet;
 /// Jobs are WebAssembly components packed into signed, content-addressed
 /// bundles. Try one locally with `netmind run samples/hello`.
 #[derive(Debug, Parser)]
-#[command(name = "netmind", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "netmind",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     /// Log filter, e.g. `info` or `host::sandbox=debug` (also `NETMIND_LOG`).
     #[arg(long, global = true, env = "NETMIND_LOG", default_value = "warn")]

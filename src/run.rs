@@ -10,7 +10,9 @@ use anyhow::{Context, Result, bail};
 use bytesize::ByteSize;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use netmind_host::{JobLimits, Progress, RunObserver, RunOptions, Runtime, SandboxConfig, Termination};
+use netmind_host::{
+    JobLimits, Progress, RunObserver, RunOptions, Runtime, SandboxConfig, Termination,
+};
 use netmind_protocol::bundle::BundleLimits;
 
 use crate::source;
@@ -215,21 +217,32 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
             "wall time    {:.3} ms (load {:.3} ms, {})",
             report.wall_time.as_secs_f64() * 1e3,
             loaded.load_time().as_secs_f64() * 1e3,
-            if loaded.from_cache() { "from cache" } else { "compiled" }
+            if loaded.from_cache() {
+                "from cache"
+            } else {
+                "compiled"
+            }
         );
         eprintln!("cpu time     {:.3} ms", report.cpu_time.as_secs_f64() * 1e3);
         match report.fuel_consumed {
             Some(f) => eprintln!("fuel         {f}"),
             None => eprintln!("fuel         not metered (use --fuel N)"),
         }
-        eprintln!("peak memory  {} of {}", b(report.peak_memory), b(limits.memory_bytes));
+        eprintln!(
+            "peak memory  {} of {}",
+            b(report.peak_memory),
+            b(limits.memory_bytes)
+        );
         eprintln!(
             "output       {} in {} entries at {}",
             b(report.output.bytes),
             report.output.entries,
             output_dir.display()
         );
-        eprintln!("output hash  {}", hash.as_deref().unwrap_or("none (outputs discarded)"));
+        eprintln!(
+            "output hash  {}",
+            hash.as_deref().unwrap_or("none (outputs discarded)")
+        );
     }
     match &report.termination {
         Termination::Exited(0) => Ok(ExitCode::SUCCESS),

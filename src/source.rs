@@ -23,7 +23,8 @@ pub(crate) struct JobSource {
 
 /// Reads `path` as a directory with `netmind.toml`, a `.wasm` file, or a packed bundle.
 pub(crate) fn load(path: &Path, limits: &BundleLimits) -> Result<JobSource> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
     if meta.is_dir() {
         if !path.join(MANIFEST_FILE).exists() {
             bail!(
@@ -67,7 +68,9 @@ pub(crate) fn load(path: &Path, limits: &BundleLimits) -> Result<JobSource> {
     let (assets_dir, tmp) = if bundle.assets.is_empty() {
         (None, None)
     } else {
-        let tmp = tempfile::Builder::new().prefix("netmind-assets-").tempdir()?;
+        let tmp = tempfile::Builder::new()
+            .prefix("netmind-assets-")
+            .tempdir()?;
         for (rel, data) in &bundle.assets {
             let dest = tmp.path().join(rel);
             if let Some(parent) = dest.parent() {

@@ -36,10 +36,16 @@ pub(crate) fn wallet(cmd: WalletCommand) -> Result<ExitCode> {
             password_file,
         } => {
             if keystore.exists() {
-                bail!("{} already exists; refusing to overwrite a key", keystore.display());
+                bail!(
+                    "{} already exists; refusing to overwrite a key",
+                    keystore.display()
+                );
             }
             let password = password(password_file.as_deref(), true)?;
-            let dir = keystore.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = keystore
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             std::fs::create_dir_all(dir)?;
             let name = keystore
                 .file_name()

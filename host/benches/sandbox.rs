@@ -42,7 +42,9 @@ fn limits() -> JobLimits {
 
 fn trivial_job() {
     let rt = Runtime::new(SandboxConfig::default()).unwrap();
-    let job = rt.load(&std::fs::read(art::TP_ECHO_STDIN).unwrap()).unwrap();
+    let job = rt
+        .load(&std::fs::read(art::TP_ECHO_STDIN).unwrap())
+        .unwrap();
     let out = tempfile::tempdir().unwrap();
     let opts = RunOptions {
         args: vec!["trivial".into()],

@@ -190,7 +190,10 @@ mod tests {
         };
         let mut l = Limiter::new(&limits);
         assert!(l.memory_growing(0, 60, None).unwrap());
-        assert!(!l.memory_growing(0, 50, None).unwrap(), "second memory would pass 100");
+        assert!(
+            !l.memory_growing(0, 50, None).unwrap(),
+            "second memory would pass 100"
+        );
         assert_eq!(l.refused, Some(LimitKind::Memory(100)));
         assert!(l.memory_growing(0, 40, None).unwrap());
         assert_eq!(l.memory_peak, 100);

@@ -56,7 +56,9 @@ pub(crate) fn check_quota(dir: &Path, max_bytes: u64, max_entries: u64) -> Optio
 #[non_exhaustive]
 pub enum TreeError {
     /// The job left something that is not a file or directory.
-    #[error("output `{0}` is a symlink or special file; jobs may only leave regular files and directories")]
+    #[error(
+        "output `{0}` is a symlink or special file; jobs may only leave regular files and directories"
+    )]
     NotRegular(String),
     /// The job left a name that is not UTF-8.
     #[error("output name {0:?} is not valid UTF-8")]
@@ -165,7 +167,13 @@ mod tests {
         let (ha, ua) = tree_hash(a.path()).unwrap();
         let (hb, _) = tree_hash(b.path()).unwrap();
         assert_eq!(ha, hb);
-        assert_eq!(ua, Usage { bytes: 3, entries: 3 });
+        assert_eq!(
+            ua,
+            Usage {
+                bytes: 3,
+                entries: 3
+            }
+        );
         fs::write(b.path().join("y"), b"23").unwrap();
         assert_ne!(tree_hash(b.path()).unwrap().0, ha);
     }
@@ -184,7 +192,13 @@ mod tests {
             fs::write(a.path().join(i.to_string()), [0u8; 10]).unwrap();
         }
         assert_eq!(check_quota(a.path(), 100, 10), None);
-        assert_eq!(check_quota(a.path(), 100, 4), Some(LimitKind::OutputFiles(4)));
-        assert_eq!(check_quota(a.path(), 45, 10), Some(LimitKind::OutputBytes(45)));
+        assert_eq!(
+            check_quota(a.path(), 100, 4),
+            Some(LimitKind::OutputFiles(4))
+        );
+        assert_eq!(
+            check_quota(a.path(), 45, 10),
+            Some(LimitKind::OutputBytes(45))
+        );
     }
 }

@@ -15,7 +15,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::limits::{JobLimits, Limiter, LimitKind};
+use crate::limits::{JobLimits, LimitKind, Limiter};
 use crate::output::{self, Usage};
 use crate::runtime::{Job, JobPre};
 use crate::stdio::{Capture, Progress, RunObserver, Stream};
@@ -374,7 +374,14 @@ impl Job {
 
         let mut termination = match outcome {
             Ok(code) => Termination::Exited(code),
-            Err(e) => classify(e, &guard, &stdout, &stderr, limits, rt.config.max_wasm_stack),
+            Err(e) => classify(
+                e,
+                &guard,
+                &stdout,
+                &stderr,
+                limits,
+                rt.config.max_wasm_stack,
+            ),
         };
         let (output_hash, usage) = finish_output(&opts.output_dir, limits, &mut termination);
         let (stdout_bytes, _) = stdout.take();

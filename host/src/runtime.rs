@@ -228,7 +228,9 @@ impl Runtime {
             }
         }
         let code = match kind {
-            WasmKind::Component => Code::Component(Component::new(engine, wasm).map_err(Error::Compile)?),
+            WasmKind::Component => {
+                Code::Component(Component::new(engine, wasm).map_err(Error::Compile)?)
+            }
             WasmKind::Module => Code::Module(Module::new(engine, wasm).map_err(Error::Compile)?),
         };
         if let Some(path) = path {
@@ -242,14 +244,19 @@ impl Runtime {
                         tracing::warn!(target: "host::cache", path = %path.display(), error = %err, "cannot write cache entry");
                     }
                 }
-                Err(err) => tracing::warn!(target: "host::cache", error = %err, "cannot serialize compiled job"),
+                Err(err) => {
+                    tracing::warn!(target: "host::cache", error = %err, "cannot serialize compiled job")
+                }
             }
         }
         Ok((code, false))
     }
 }
 
-#[allow(unsafe_code, reason = "loading native code the host itself compiled into its private cache")]
+#[allow(
+    unsafe_code,
+    reason = "loading native code the host itself compiled into its private cache"
+)]
 fn deserialize(engine: &Engine, kind: WasmKind, path: &Path) -> wasmtime::Result<Code> {
     // SAFETY: the cache directory is private to this host and only ever holds
     // artifacts this engine serialized; wasmtime also checks the header and the
@@ -414,8 +421,14 @@ mod tests {
 
     #[test]
     fn detects_kinds_and_rejects_non_wasm() {
-        assert_eq!(WasmKind::detect(b"\0asm\x01\0\0\0").unwrap(), WasmKind::Module);
-        assert_eq!(WasmKind::detect(b"\0asm\x0d\0\x01\0").unwrap(), WasmKind::Component);
+        assert_eq!(
+            WasmKind::detect(b"\0asm\x01\0\0\0").unwrap(),
+            WasmKind::Module
+        );
+        assert_eq!(
+            WasmKind::detect(b"\0asm\x0d\0\x01\0").unwrap(),
+            WasmKind::Component
+        );
         let err = WasmKind::detect(b"#!/bin/sh\n").unwrap_err().to_string();
         assert!(err.contains("magic bytes"), "{err}");
     }

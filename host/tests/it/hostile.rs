@@ -30,7 +30,10 @@ fn a_trap_is_reported_with_its_wasm_backtrace() {
         Termination::Trapped { message, backtrace } => {
             assert!(message.contains("unreachable"), "{message}");
             let bt = backtrace.as_deref().expect("a backtrace");
-            assert!(bt.contains("trap"), "frames name the guest's functions: {bt}");
+            assert!(
+                bt.contains("trap"),
+                "frames name the guest's functions: {bt}"
+            );
         }
         other => panic!("expected a trap, got {other}"),
     }
@@ -45,7 +48,11 @@ fn an_infinite_loop_hits_the_wall_clock_limit() {
     };
     let ran = run_with(runtime(), art::TP_INFINITE_LOOP, &[], limits, |_| {});
     assert_limit(&ran, LimitKind::WallTime(Duration::from_millis(300)));
-    assert!(ran.report.wall_time < Duration::from_secs(2), "{:?}", ran.report.wall_time);
+    assert!(
+        ran.report.wall_time < Duration::from_secs(2),
+        "{:?}",
+        ran.report.wall_time
+    );
     host_still_healthy();
 }
 
@@ -57,7 +64,11 @@ fn a_job_sleeping_in_the_host_still_hits_the_wall_clock_limit() {
     };
     let ran = run_with(runtime(), art::TP_INFINITE_LOOP, &["sleep"], limits, |_| {});
     assert_limit(&ran, LimitKind::WallTime(Duration::from_millis(300)));
-    assert!(ran.report.wall_time < Duration::from_secs(2), "{:?}", ran.report.wall_time);
+    assert!(
+        ran.report.wall_time < Duration::from_secs(2),
+        "{:?}",
+        ran.report.wall_time
+    );
 }
 
 #[test]
@@ -91,7 +102,11 @@ fn an_infinite_loop_runs_out_of_fuel_exactly() {
 fn a_memory_bomb_stops_at_the_memory_limit() {
     let ran = run(art::TP_MEMORY_BOMB, &[]);
     assert_limit(&ran, LimitKind::Memory(64 << 20));
-    assert!(ran.report.peak_memory <= 64 << 20, "{}", ran.report.peak_memory);
+    assert!(
+        ran.report.peak_memory <= 64 << 20,
+        "{}",
+        ran.report.peak_memory
+    );
     assert!(ran.report.peak_memory > 32 << 20, "it did get most of it");
     host_still_healthy();
 }
@@ -132,7 +147,10 @@ fn one_huge_output_file_is_stopped_and_discarded() {
     let ran = run_with(runtime(), art::TP_OUTPUT_BIG_FILE, &[], limits, |_| {});
     assert_limit(&ran, LimitKind::OutputBytes(4 << 20));
     assert!(ran.report.output_hash.is_none());
-    assert!(dir_is_empty(ran.out.path()), "the partial output is removed");
+    assert!(
+        dir_is_empty(ran.out.path()),
+        "the partial output is removed"
+    );
 }
 
 #[test]
@@ -143,7 +161,10 @@ fn a_million_small_files_are_stopped_and_discarded() {
     };
     let ran = run_with(runtime(), art::TP_OUTPUT_MANY_FILES, &[], limits, |_| {});
     assert_limit(&ran, LimitKind::OutputFiles(200));
-    assert!(dir_is_empty(ran.out.path()), "the partial output is removed");
+    assert!(
+        dir_is_empty(ran.out.path()),
+        "the partial output is removed"
+    );
     host_still_healthy();
 }
 
@@ -162,9 +183,18 @@ fn the_host_filesystem_is_unreachable() {
     let out = ran.stdout();
     assert!(!out.contains("LEAK"), "{out}");
     assert!(!out.contains("TOP-SECRET"), "{out}");
-    assert!(!out.contains("root:"), "/etc/passwd must not be read: {out}");
-    assert!(out.matches("denied").count() >= 8, "every attempt ran and was denied: {out}");
-    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "TOP-SECRET-HOST-DATA");
+    assert!(
+        !out.contains("root:"),
+        "/etc/passwd must not be read: {out}"
+    );
+    assert!(
+        out.matches("denied").count() >= 8,
+        "every attempt ran and was denied: {out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "TOP-SECRET-HOST-DATA"
+    );
     assert!(!input.path().join("x").exists(), "/input is read-only");
 }
 

@@ -68,7 +68,10 @@ pub(crate) fn load(rt: &Runtime, wasm: &str) -> Arc<Job> {
     if let Some((_, _, job)) = jobs.iter().find(|(k, w, _)| *k == key && w == wasm) {
         return job.clone();
     }
-    let job = Arc::new(rt.load(&std::fs::read(wasm).expect("artifact")).expect("load"));
+    let job = Arc::new(
+        rt.load(&std::fs::read(wasm).expect("artifact"))
+            .expect("load"),
+    );
     jobs.push((key, wasm.to_string(), job.clone()));
     job
 }

@@ -13,7 +13,12 @@ fn hello_component_sees_args_env_and_inputs_and_writes_outputs() {
         o.env = vec![("GREETING".into(), "hi".into())];
         o.input_dir = Some(input.path().into());
     });
-    assert_eq!(ran.report.termination, Termination::Exited(0), "{}", ran.stdout());
+    assert_eq!(
+        ran.report.termination,
+        Termination::Exited(0),
+        "{}",
+        ran.stdout()
+    );
     let out = ran.stdout();
     assert!(out.contains("world"), "args reach the job: {out}");
     assert!(out.contains("GREETING=hi"), "env reaches the job: {out}");
@@ -29,9 +34,16 @@ fn hello_component_sees_args_env_and_inputs_and_writes_outputs() {
 #[test]
 fn plain_wasip1_core_modules_run_too() {
     let ran = run(art::HELLO_P1, &["p1"]);
-    assert_eq!(ran.report.termination, Termination::Exited(0), "{}", ran.stdout());
+    assert_eq!(
+        ran.report.termination,
+        Termination::Exited(0),
+        "{}",
+        ran.stdout()
+    );
     assert!(ran.stdout().contains("p1"));
-    let job = runtime().load(&std::fs::read(art::HELLO_P1).unwrap()).unwrap();
+    let job = runtime()
+        .load(&std::fs::read(art::HELLO_P1).unwrap())
+        .unwrap();
     assert_eq!(job.kind(), WasmKind::Module);
 }
 
@@ -66,7 +78,12 @@ fn samples_compute_real_results() {
     let ran = run_with(runtime(), art::WORDFREQ, &[], small_limits(), |o| {
         o.input_dir = Some(text.path().into());
     });
-    assert_eq!(ran.report.termination, Termination::Exited(0), "{}", ran.stdout());
+    assert_eq!(
+        ran.report.termination,
+        Termination::Exited(0),
+        "{}",
+        ran.stdout()
+    );
     let json = std::fs::read_to_string(ran.out.path().join("wordfreq.json")).unwrap();
     assert!(json.contains("\"the\""), "{json}");
 }
@@ -80,13 +97,23 @@ fn deterministic_mode_gives_identical_output_hashes() {
     .unwrap();
     let a = run_with(&det, art::TP_DETERMINISM, &[], small_limits(), |_| {});
     let b = run_with(&det, art::TP_DETERMINISM, &[], small_limits(), |_| {});
-    assert_eq!(a.report.termination, Termination::Exited(0), "{}", a.stdout());
+    assert_eq!(
+        a.report.termination,
+        Termination::Exited(0),
+        "{}",
+        a.stdout()
+    );
     assert_eq!(a.report.output_hash, b.report.output_hash);
     let text = std::fs::read_to_string(a.out.path().join("det.txt")).unwrap();
     assert!(text.contains("7fc00000"), "f32 NaNs are canonical: {text}");
 
-    let c = run_with(&det, art::TP_DETERMINISM, &[], small_limits(), |o| o.seed = 7);
-    assert_ne!(a.report.output_hash, c.report.output_hash, "the seed matters");
+    let c = run_with(&det, art::TP_DETERMINISM, &[], small_limits(), |o| {
+        o.seed = 7
+    });
+    assert_ne!(
+        a.report.output_hash, c.report.output_hash,
+        "the seed matters"
+    );
 
     // Without deterministic mode, clocks and random differ between runs.
     let x = run(art::TP_DETERMINISM, &[]);

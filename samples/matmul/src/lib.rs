@@ -44,12 +44,13 @@ pub fn matmul(a: &[f32], b: &[f32], n: usize) -> Vec<f32> {
     for (a_row, c_row) in a.chunks_exact(n).zip(c.chunks_exact_mut(n)) {
         for j in (0..full_j).step_by(LANES) {
             let mut acc = [0.0f32; LANES];
-            let steps = a_row.chunks_exact(K_UNROLL).zip(b.chunks_exact(K_UNROLL * n));
+            let steps = a_row
+                .chunks_exact(K_UNROLL)
+                .zip(b.chunks_exact(K_UNROLL * n));
             for (a_k, b_k) in steps {
                 for (u, &a_ik) in a_k.iter().enumerate() {
-                    let x: &[f32; LANES] = b_k[u * n + j..u * n + j + LANES]
-                        .try_into()
-                        .expect("block");
+                    let x: &[f32; LANES] =
+                        b_k[u * n + j..u * n + j + LANES].try_into().expect("block");
                     for (s, &x) in acc.iter_mut().zip(x) {
                         *s += a_ik * x;
                     }

@@ -38,8 +38,9 @@ fn main() -> ExitCode {
         let args = netmind_sdk::args();
         let parse = |i: usize, default: u64| -> netmind_sdk::Result<u64> {
             args.get(i).map_or(Ok(default), |s| {
-                s.parse()
-                    .map_err(|_| Error::Invalid(format!("argument {} `{s}` is not a number", i + 1)))
+                s.parse().map_err(|_| {
+                    Error::Invalid(format!("argument {} `{s}` is not a number", i + 1))
+                })
             })
         };
         let n = parse(0, 256)? as usize;

@@ -38,6 +38,10 @@ fn shadow(depth: u64) -> u64 {
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "native".into());
     println!("recursing without bound ({mode})");
-    let sum = if mode == "shadow" { shadow(0) } else { native(0) };
+    let sum = if mode == "shadow" {
+        shadow(0)
+    } else {
+        native(0)
+    };
     println!("LEAK: recursion returned {sum}");
 }
