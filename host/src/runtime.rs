@@ -382,16 +382,22 @@ impl Job {
 
 fn imports_of(engine: &Engine, pre: &JobPre) -> Vec<String> {
     match pre {
-        JobPre::Component(_, c) => c
-            .component_type()
-            .imports(engine)
-            .map(|(name, _)| name.to_string())
-            .collect(),
-        JobPre::Module(_, m) => m
-            .imports()
-            .map(|i| format!("{}::{}", i.module(), i.name()))
-            .collect(),
+        JobPre::Component(_, c) => component_imports(engine, c),
+        JobPre::Module(_, m) => module_imports(m),
     }
+}
+
+fn component_imports(engine: &Engine, c: &Component) -> Vec<String> {
+    c.component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+fn module_imports(m: &Module) -> Vec<String> {
+    m.imports()
+        .map(|i| format!("{}::{}", i.module(), i.name()))
+        .collect()
 }
 
 /// Lists the imports of wasm bytes without linking them (so that a job
@@ -400,17 +406,11 @@ pub fn list_imports(runtime: &Runtime, wasm: &[u8]) -> Result<(WasmKind, Vec<Str
     let engine = &runtime.inner.engine;
     let kind = WasmKind::detect(wasm)?;
     let imports = match kind {
-        WasmKind::Component => Component::new(engine, wasm)
-            .map_err(Error::Compile)?
-            .component_type()
-            .imports(engine)
-            .map(|(n, _)| n.to_string())
-            .collect(),
-        WasmKind::Module => Module::new(engine, wasm)
-            .map_err(Error::Compile)?
-            .imports()
-            .map(|i| format!("{}::{}", i.module(), i.name()))
-            .collect(),
+        WasmKind::Component => component_imports(
+            engine,
+            &Component::new(engine, wasm).map_err(Error::Compile)?,
+        ),
+        WasmKind::Module => module_imports(&Module::new(engine, wasm).map_err(Error::Compile)?),
     };
     Ok((kind, imports))
 }

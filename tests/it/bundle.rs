@@ -1,27 +1,15 @@
 //! `netmind bundle pack|inspect|verify` and `netmind wallet`.
 
-use crate::{keystore, netmind, sample, stderr, stdout};
+use crate::{keystore, netmind, pack, sample, stderr, stdout};
 
 #[test]
 fn pack_is_deterministic_and_prints_the_sha256_id() {
     let (tmp, dir) = sample("hello");
     let a = tmp.path().join("a.nmb");
     let b = tmp.path().join("b.nmb");
-    let oa = netmind(&[
-        "bundle",
-        "pack",
-        dir.to_str().unwrap(),
-        "-o",
-        a.to_str().unwrap(),
-    ]);
+    let oa = pack(&dir, &a, &[]);
     assert!(oa.status.success(), "{}", stderr(&oa));
-    let ob = netmind(&[
-        "bundle",
-        "pack",
-        dir.to_str().unwrap(),
-        "-o",
-        b.to_str().unwrap(),
-    ]);
+    let ob = pack(&dir, &b, &[]);
     assert!(ob.status.success());
     let bytes = std::fs::read(&a).unwrap();
     assert_eq!(bytes, std::fs::read(&b).unwrap(), "same input, same bytes");
@@ -34,17 +22,7 @@ fn pack_is_deterministic_and_prints_the_sha256_id() {
 fn inspect_shows_manifest_id_sizes_and_imports() {
     let (tmp, dir) = sample("hello");
     let file = tmp.path().join("h.nmb");
-    assert!(
-        netmind(&[
-            "bundle",
-            "pack",
-            dir.to_str().unwrap(),
-            "-o",
-            file.to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
+    assert!(pack(&dir, &file, &[]).status.success());
     let o = netmind(&["bundle", "inspect", file.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
@@ -66,17 +44,16 @@ fn signed_bundles_verify_and_forgeries_are_rejected() {
     let (tmp, dir) = sample("hello");
     let (ks, pw, address) = keystore(tmp.path());
     let file = tmp.path().join("h.nmb");
-    let o = netmind(&[
-        "bundle",
-        "pack",
-        dir.to_str().unwrap(),
-        "-o",
-        file.to_str().unwrap(),
-        "--key",
-        ks.to_str().unwrap(),
-        "--password-file",
-        pw.to_str().unwrap(),
-    ]);
+    let o = pack(
+        &dir,
+        &file,
+        &[
+            "--key",
+            ks.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let o = netmind(&[
         "bundle",
@@ -127,17 +104,16 @@ fn a_tampered_bundle_no_longer_matches_its_signature() {
     let (ks, pw, _) = keystore(tmp.path());
     let file = tmp.path().join("h.nmb");
     assert!(
-        netmind(&[
-            "bundle",
-            "pack",
-            dir.to_str().unwrap(),
-            "-o",
-            file.to_str().unwrap(),
-            "--key",
-            ks.to_str().unwrap(),
-            "--password-file",
-            pw.to_str().unwrap(),
-        ])
+        pack(
+            &dir,
+            &file,
+            &[
+                "--key",
+                ks.to_str().unwrap(),
+                "--password-file",
+                pw.to_str().unwrap()
+            ],
+        )
         .status
         .success()
     );
@@ -150,17 +126,7 @@ fn a_tampered_bundle_no_longer_matches_its_signature() {
     )
     .unwrap();
     let sig = std::fs::read(tmp.path().join("h.nmb.sig")).unwrap();
-    assert!(
-        netmind(&[
-            "bundle",
-            "pack",
-            dir.to_str().unwrap(),
-            "-o",
-            file.to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
+    assert!(pack(&dir, &file, &[]).status.success());
     std::fs::write(tmp.path().join("h.nmb.sig"), sig).unwrap();
     let o = netmind(&["bundle", "verify", file.to_str().unwrap()]);
     assert!(!o.status.success());
@@ -171,17 +137,7 @@ fn a_tampered_bundle_no_longer_matches_its_signature() {
 fn bad_bundles_get_one_clear_error() {
     let (tmp, dir) = sample("hello");
     let file = tmp.path().join("h.nmb");
-    assert!(
-        netmind(&[
-            "bundle",
-            "pack",
-            dir.to_str().unwrap(),
-            "-o",
-            file.to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
+    assert!(pack(&dir, &file, &[]).status.success());
     let bytes = std::fs::read(&file).unwrap();
 
     let cut = tmp.path().join("cut.nmb");
@@ -204,13 +160,7 @@ fn bad_bundles_get_one_clear_error() {
     let manifest = dir.join("netmind.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, format!("{text}\n[extra]\nmemroy = 1\n")).unwrap();
-    let o = netmind(&[
-        "bundle",
-        "pack",
-        dir.to_str().unwrap(),
-        "-o",
-        file.to_str().unwrap(),
-    ]);
+    let o = pack(&dir, &file, &[]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("extra"), "{}", stderr(&o));
 

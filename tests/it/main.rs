@@ -19,6 +19,19 @@ fn cache_dir() -> PathBuf {
     std::env::temp_dir().join(format!("netmind-cli-test-cache-{}", std::process::id()))
 }
 
+/// `netmind bundle pack DIR -o OUT [EXTRA...]`.
+pub(crate) fn pack(dir: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "bundle",
+        "pack",
+        dir.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    netmind(&args)
+}
+
 pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

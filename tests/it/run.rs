@@ -1,6 +1,6 @@
 //! `netmind run`: the local sandbox from the command line.
 
-use crate::{netmind, sample, stderr, stdout};
+use crate::{netmind, pack, sample, stderr, stdout};
 
 #[test]
 fn runs_a_sample_directory_and_prints_a_summary() {
@@ -42,17 +42,7 @@ fn runs_a_sample_directory_and_prints_a_summary() {
 fn runs_a_packed_bundle_and_a_bare_wasm_file() {
     let (tmp, dir) = sample("hello");
     let file = tmp.path().join("h.nmb");
-    assert!(
-        netmind(&[
-            "bundle",
-            "pack",
-            dir.to_str().unwrap(),
-            "-o",
-            file.to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
+    assert!(pack(&dir, &file, &[]).status.success());
     let o = netmind(&["run", file.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("bundle   "), "{}", stderr(&o));
@@ -141,4 +131,26 @@ fn failures_exit_non_zero_with_one_line_naming_the_cause() {
     let o = netmind(&["run", "Cargo.toml"]);
     assert!(!o.status.success());
     assert!(stderr(&o).starts_with("error: "), "{}", stderr(&o));
+}
+
+#[test]
+fn a_second_process_loads_the_compiled_job_from_the_disk_cache() {
+    let (tmp, dir) = sample("hello");
+    let cache = tmp.path().join("cache");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_netmind"))
+            .args(["run", dir.to_str().unwrap()])
+            .env("NETMIND_CACHE_DIR", &cache)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(stderr(&first).contains("compiled"), "{}", stderr(&first));
+    let second = run();
+    assert!(second.status.success());
+    assert!(
+        stderr(&second).contains("from cache"),
+        "{}",
+        stderr(&second)
+    );
 }

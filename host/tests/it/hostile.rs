@@ -215,9 +215,10 @@ fn sockets_are_denied() {
 
 #[test]
 fn the_host_environment_is_invisible() {
-    // SAFETY of the test: set before any guest reads env; the guest must not see it.
-    let key = "NETMIND_TEST_HOST_SECRET";
-    // Every test process inherits PATH and HOME; none may reach the guest.
+    // The test process has PATH and HOME (and cargo's CARGO_* variables); none
+    // may reach the guest, which sees only what the run gives it.
+    assert!(std::env::var_os("PATH").is_some() && std::env::var_os("CARGO").is_some());
+    let key = "CARGO";
     let ran = run_with(runtime(), art::TP_ENV_LEAK, &[key], small_limits(), |o| {
         o.env = vec![("ONLY_THIS".into(), "1".into())];
     });
@@ -226,4 +227,6 @@ fn the_host_environment_is_invisible() {
     assert!(out.contains("env ONLY_THIS=1"), "{out}");
     assert!(!out.contains("PATH="), "{out}");
     assert!(!out.contains("HOME="), "{out}");
+    assert!(!out.contains("env CARGO="), "{out}");
+    assert!(out.contains("denied: env CARGO"), "{out}");
 }

@@ -222,14 +222,14 @@ fn describe_toml_error(text: &str, err: &toml::de::Error) -> (String, String) {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = r#"
+    pub(super) const MINIMAL: &str = r#"
 [job]
 name = "hello"
 version = "0.1.0"
 entry = "hello.wasm"
 "#;
 
-    fn minimal() -> Manifest {
+    pub(super) fn minimal() -> Manifest {
         Manifest::from_toml(MINIMAL).unwrap()
     }
 

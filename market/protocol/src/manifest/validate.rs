@@ -167,16 +167,7 @@ mod tests {
 
     use super::*;
 
-    const MINIMAL: &str = r#"
-[job]
-name = "hello"
-version = "0.1.0"
-entry = "hello.wasm"
-"#;
-
-    fn minimal() -> Manifest {
-        Manifest::from_toml(MINIMAL).unwrap()
-    }
+    use crate::manifest::tests::{MINIMAL, minimal};
 
     fn invalid(manifest: &Manifest) -> String {
         match manifest.validate() {
