@@ -75,23 +75,21 @@ fn trivial_job() {
 fn matmul() {
     const N: usize = 512;
     let scratch = tempfile::tempdir().unwrap();
-    let mut native = Vec::new();
-    let mut expected = 0.0;
-    for _ in 0..7 {
+    let rt = Runtime::new(SandboxConfig::default()).unwrap();
+    let job = rt.load(&std::fs::read(art::MATMUL).unwrap()).unwrap();
+    let (mut native, mut sandbox) = (Vec::new(), Vec::new());
+    // Alternate native and sandboxed runs so drift in machine speed hits both.
+    for i in 0..21 {
         let t = Instant::now();
         let a = netmind_sample_matmul::matrix(N, 1);
         let b = netmind_sample_matmul::matrix(N, 2);
         let c = netmind_sample_matmul::matmul(&a, &b, N);
-        expected = netmind_sample_matmul::checksum(&c);
+        let expected = netmind_sample_matmul::checksum(&c);
         // The job writes its product too.
         let bytes: Vec<u8> = c.iter().flat_map(|x| x.to_le_bytes()).collect();
         std::fs::write(scratch.path().join("c.f32"), bytes).unwrap();
-        native.push(t.elapsed());
-    }
-    let rt = Runtime::new(SandboxConfig::default()).unwrap();
-    let job = rt.load(&std::fs::read(art::MATMUL).unwrap()).unwrap();
-    let mut sandbox = Vec::new();
-    for i in 0..8 {
+        let native_time = t.elapsed();
+
         let out = tempfile::tempdir().unwrap();
         let opts = RunOptions {
             args: vec!["matmul".into(), N.to_string(), "1".into()],
@@ -101,7 +99,7 @@ fn matmul() {
         };
         let t = Instant::now();
         let r = job.run(&opts).unwrap();
-        let elapsed = t.elapsed();
+        let sandbox_time = t.elapsed();
         assert_eq!(r.termination, Termination::Exited(0));
         let stdout = String::from_utf8_lossy(&r.stdout);
         assert!(
@@ -109,12 +107,13 @@ fn matmul() {
             "same result as native: {stdout}"
         );
         if i > 0 {
-            sandbox.push(elapsed);
+            native.push(native_time);
+            sandbox.push(sandbox_time);
         }
     }
     let (n, s) = (median(native), median(sandbox));
     println!(
-        "matmul f32 {N}x{N} (generate + multiply + write 1 MiB): native {:.1} ms, sandbox {:.1} ms, ratio {:.2}x",
+        "matmul f32 {N}x{N} (generate + multiply + write 1 MiB), 20 alternating runs: native {:.1} ms, sandbox {:.1} ms, ratio {:.2}x",
         ms(n),
         ms(s),
         s.as_secs_f64() / n.as_secs_f64()

@@ -103,7 +103,13 @@ fn wasmtime_config(c: &SandboxConfig, pooled: bool) -> Config {
             .total_core_instances(c.pooled_jobs * 16)
             .total_memories(c.pooled_jobs * 4)
             .total_tables(c.pooled_jobs * 16)
-            .max_memory_size(c.max_memory_bytes as usize);
+            .max_memory_size(c.max_memory_bytes as usize)
+            // Reset only the pages a job dirtied (PAGEMAP_SCAN, Linux 6.7+) and
+            // keep them mapped: the next job in the slot starts from zeroed,
+            // resident memory instead of taking a page fault per page.
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .linear_memory_keep_resident(64 << 20)
+            .table_keep_resident(1 << 20);
         cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     cfg

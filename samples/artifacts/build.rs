@@ -48,6 +48,7 @@ const TEST_PROGRAMS_P2: &[&str] = &[
     "escape_fs",
     "infinite_loop",
     "memory_bomb",
+    "memory_residue",
     "output_big_file",
     "output_many_files",
     "recursion",

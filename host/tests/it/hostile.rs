@@ -230,3 +230,39 @@ fn the_host_environment_is_invisible() {
     assert!(!out.contains("env CARGO="), "{out}");
     assert!(out.contains("denied: env CARGO"), "{out}");
 }
+
+#[test]
+fn a_job_never_sees_memory_an_earlier_job_left_behind() {
+    // The pooling allocator reuses slots and keeps pages resident; a reused
+    // slot must still come back zeroed.
+    let rt = Runtime::new(SandboxConfig::default()).unwrap();
+    for _ in 0..3 {
+        let ran = run_with(
+            &rt,
+            art::TP_MEMORY_RESIDUE,
+            &["write"],
+            small_limits(),
+            |_| {},
+        );
+        assert_eq!(
+            ran.report.termination,
+            Termination::Exited(0),
+            "{}",
+            ran.stdout()
+        );
+        let ran = run_with(
+            &rt,
+            art::TP_MEMORY_RESIDUE,
+            &["read"],
+            small_limits(),
+            |_| {},
+        );
+        assert_eq!(
+            ran.report.termination,
+            Termination::Exited(0),
+            "{}",
+            ran.stdout()
+        );
+        assert!(ran.stdout().starts_with("clean"), "{}", ran.stdout());
+    }
+}
