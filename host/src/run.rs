@@ -11,13 +11,12 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
-use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::limits::{JobLimits, LimitKind, Limiter};
 use crate::output::{self, Usage};
-use crate::runtime::{Job, JobPre};
+use crate::runtime::Job;
 use crate::stdio::{Capture, Progress, RunObserver, Stream};
 use crate::{Error, Result};
 
@@ -161,10 +160,6 @@ impl Guard {
     }
 }
 
-pub(crate) trait Guarded: Send + 'static {
-    fn guard(&mut self) -> &mut Guard;
-}
-
 /// Store data for components.
 pub(crate) struct ComponentState {
     ctx: WasiCtx,
@@ -187,24 +182,6 @@ impl WasiView for ComponentState {
             ctx: &mut self.ctx,
             table: &mut self.table,
         }
-    }
-}
-
-impl Guarded for ComponentState {
-    fn guard(&mut self) -> &mut Guard {
-        &mut self.guard
-    }
-}
-
-/// Store data for core modules.
-pub(crate) struct ModuleState {
-    pub(crate) wasi: WasiP1Ctx,
-    guard: Guard,
-}
-
-impl Guarded for ModuleState {
-    fn guard(&mut self) -> &mut Guard {
-        &mut self.guard
     }
 }
 
@@ -334,36 +311,19 @@ impl Job {
         };
         let fuel_budget = limits.fuel.unwrap_or(u64::MAX);
 
-        let (outcome, fuel_left, guard) = match &self.pre {
-            JobPre::Component(pre, _) => {
-                let state = ComponentState {
-                    ctx: b.build(),
-                    table: ResourceTable::new(),
-                    guard,
-                };
-                let mut store = new_store(&rt.engine, state, rt.config.fuel, fuel_budget)?;
-                let outcome = pre
-                    .instantiate(&mut store)
-                    .and_then(|cmd| cmd.wasi_cli_run().call_run(&mut store))
-                    .map(|r| if r.is_ok() { 0 } else { 1 });
-                let fuel = store.get_fuel().ok();
-                (outcome, fuel, store.into_data().guard)
-            }
-            JobPre::Module(pre, _) => {
-                let state = ModuleState {
-                    wasi: b.build_p1(),
-                    guard,
-                };
-                let mut store = new_store(&rt.engine, state, rt.config.fuel, fuel_budget)?;
-                let outcome = pre
-                    .instantiate(&mut store)
-                    .and_then(|i| i.get_typed_func::<(), ()>(&mut store, "_start"))
-                    .and_then(|start| start.call(&mut store, ()))
-                    .map(|()| 0);
-                let fuel = store.get_fuel().ok();
-                (outcome, fuel, store.into_data().guard)
-            }
+        let state = ComponentState {
+            ctx: b.build(),
+            table: ResourceTable::new(),
+            guard,
         };
+        let mut store = new_store(&rt.engine, state, rt.config.fuel, fuel_budget)?;
+        let outcome = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|cmd| cmd.wasi_cli_run().call_run(&mut store))
+            .map(|r| if r.is_ok() { 0 } else { 1 });
+        let fuel_left = store.get_fuel().ok();
+        let guard = store.into_data().guard;
         let wall_time = guard.started.elapsed();
         let cpu_time = guard
             .cpu_started
@@ -408,20 +368,20 @@ fn thread_cpu() -> Duration {
     ThreadTime::now().as_duration()
 }
 
-fn new_store<T: Guarded>(
+fn new_store(
     engine: &wasmtime::Engine,
-    state: T,
+    state: ComponentState,
     fuel: bool,
     budget: u64,
-) -> Result<Store<T>> {
+) -> Result<Store<ComponentState>> {
     let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.guard().limiter);
+    store.limiter(|s| &mut s.guard.limiter);
     if fuel {
         store.set_fuel(budget).map_err(Error::Wasmtime)?;
     }
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|mut ctx| ctx.data_mut().guard().check());
-    let guard = store.data_mut().guard();
+    store.epoch_deadline_callback(|mut ctx| ctx.data_mut().guard.check());
+    let guard = &mut store.data_mut().guard;
     guard.started = Instant::now();
     guard.cpu_started = Some(thread_cpu());
     Ok(store)

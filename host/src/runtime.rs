@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use wasi_preview1_component_adapter_provider::{
+    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME as ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+};
 use wasmtime::component::{Component, Linker as ComponentLinker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
 use crate::poll::DeadlinePollData;
-use crate::run::{ComponentState, ModuleState};
+use crate::run::ComponentState;
 use crate::{Error, Result};
 
 /// Engine-wide settings of a sandbox. Per-job limits are [`crate::JobLimits`].
@@ -76,7 +79,6 @@ pub(crate) struct Inner {
     pub(crate) config: SandboxConfig,
     pub(crate) pooling: bool,
     component_linker: ComponentLinker<ComponentState>,
-    module_linker: wasmtime::Linker<ModuleState>,
     compat: u64,
 }
 
@@ -138,11 +140,6 @@ impl Runtime {
         )
         .map_err(Error::Engine)?;
         component_linker.allow_shadowing(false);
-        let mut module_linker = wasmtime::Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut module_linker, |s: &mut ModuleState| {
-            &mut s.wasi
-        })
-        .map_err(Error::Engine)?;
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let compat = h.finish();
@@ -153,7 +150,6 @@ impl Runtime {
                 config,
                 pooling,
                 component_linker,
-                module_linker,
                 compat,
             }),
         })
@@ -171,108 +167,112 @@ impl Runtime {
 
     /// Compiles (or loads from the cache) a component or a core module and
     /// links it against the sandbox's WASI, ready to run many times.
+    ///
+    /// A `wasm32-wasip1` core module is first wrapped into a component with
+    /// wasmtime's preview-1 adapter, so both kinds run through the same
+    /// preview-2 sandbox and every protection applies to both.
     pub fn load(&self, wasm: &[u8]) -> Result<Job> {
         let started = Instant::now();
         let kind = WasmKind::detect(wasm)?;
         let hash: [u8; 32] = Sha256::digest(wasm).into();
-        let (code, cached) = self.compile_cached(kind, &hash, wasm)?;
-        let inner = &self.inner;
-        let pre = match code {
-            Code::Component(c) => {
-                let pre = inner
-                    .component_linker
-                    .instantiate_pre(&c)
-                    .map_err(Error::UnsupportedImport)?;
-                let pre = CommandPre::new(pre).map_err(Error::NotACommand)?;
-                JobPre::Component(Box::new(pre), c)
-            }
-            Code::Module(m) => {
-                if m.get_export("_start").is_none() {
-                    return Err(Error::NotACommand(wasmtime::format_err!(
-                        "core module has no `_start` export"
-                    )));
-                }
-                let pre = inner
-                    .module_linker
-                    .instantiate_pre(&m)
-                    .map_err(Error::UnsupportedImport)?;
-                JobPre::Module(Box::new(pre), m)
-            }
-        };
+        let (component, cached) = self.compile_cached(kind, &hash, wasm)?;
+        let pre = self
+            .inner
+            .component_linker
+            .instantiate_pre(&component)
+            .map_err(Error::UnsupportedImport)?;
+        let pre = CommandPre::new(pre).map_err(Error::NotACommand)?;
         Ok(Job {
             runtime: self.clone(),
-            pre,
+            pre: Box::new(pre),
+            component,
+            kind,
             hash,
             from_cache: cached,
             load_time: started.elapsed(),
         })
     }
 
-    fn cache_path(&self, kind: WasmKind, hash: &[u8; 32]) -> Option<PathBuf> {
+    fn cache_path(&self, hash: &[u8; 32]) -> Option<PathBuf> {
         let dir = self.inner.config.cache_dir.as_ref()?;
-        let ext = match kind {
-            WasmKind::Component => "cwasm",
-            WasmKind::Module => "cwasm-module",
-        };
         Some(dir.join(format!(
-            "{}-{:016x}.{ext}",
+            "{}-{:016x}.cwasm",
             hex::encode(hash),
             self.inner.compat
         )))
     }
 
-    fn compile_cached(&self, kind: WasmKind, hash: &[u8; 32], wasm: &[u8]) -> Result<(Code, bool)> {
+    fn compile_cached(
+        &self,
+        kind: WasmKind,
+        hash: &[u8; 32],
+        wasm: &[u8],
+    ) -> Result<(Component, bool)> {
         let engine = &self.inner.engine;
-        let path = self.cache_path(kind, hash);
+        let path = self.cache_path(hash);
         if let Some(path) = path.as_deref().filter(|p| p.exists()) {
-            match deserialize(engine, kind, path) {
-                Ok(code) => return Ok((code, true)),
+            match deserialize(engine, path) {
+                Ok(component) => return Ok((component, true)),
                 Err(err) => {
                     tracing::warn!(target: "host::cache", path = %path.display(), error = %err, "discarding unusable cache entry");
                     let _ = std::fs::remove_file(path);
                 }
             }
         }
-        let code = match kind {
-            WasmKind::Component => {
-                Code::Component(Component::new(engine, wasm).map_err(Error::Compile)?)
-            }
-            WasmKind::Module => Code::Module(Module::new(engine, wasm).map_err(Error::Compile)?),
-        };
+        let component = match kind {
+            WasmKind::Component => Component::new(engine, wasm),
+            WasmKind::Module => Component::new(engine, adapt_preview1(engine, wasm)?),
+        }
+        .map_err(Error::Compile)?;
         if let Some(path) = path {
-            let bytes = match &code {
-                Code::Component(c) => c.serialize(),
-                Code::Module(m) => m.serialize(),
-            };
-            match bytes {
+            match component.serialize() {
                 Ok(bytes) => {
                     if let Err(err) = write_atomic(&path, &bytes) {
                         tracing::warn!(target: "host::cache", path = %path.display(), error = %err, "cannot write cache entry");
                     }
                 }
                 Err(err) => {
-                    tracing::warn!(target: "host::cache", error = %err, "cannot serialize compiled job")
+                    tracing::warn!(target: "host::cache", error = %err, "cannot serialize compiled job");
                 }
             }
         }
-        Ok((code, false))
+        Ok((component, false))
     }
+}
+
+/// Wraps a `wasm32-wasip1` command module into a preview-2 component.
+fn adapt_preview1(engine: &Engine, module: &[u8]) -> Result<Vec<u8>> {
+    // Compile first, so that a broken module is reported as such and not as
+    // an adapter problem, and so that its imports can be checked by name.
+    let m = Module::new(engine, module).map_err(Error::Compile)?;
+    if m.get_export("_start").is_none() {
+        return Err(Error::NotACommand(wasmtime::format_err!(
+            "core module has no `_start` export"
+        )));
+    }
+    if let Some(i) = m.imports().find(|i| i.module() != ADAPTER_NAME) {
+        return Err(Error::UnsupportedImport(wasmtime::format_err!(
+            "core module imports `{}::{}`; only `{ADAPTER_NAME}` (WASI preview 1) is provided",
+            i.module(),
+            i.name()
+        )));
+    }
+    wit_component::ComponentEncoder::default()
+        .module(module)
+        .and_then(|e| e.adapter(ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER))
+        .and_then(|e| e.validate(true).encode())
+        .map_err(|e| Error::UnsupportedImport(wasmtime::format_err!("{e:#}")))
 }
 
 #[allow(
     unsafe_code,
     reason = "loading native code the host itself compiled into its private cache"
 )]
-fn deserialize(engine: &Engine, kind: WasmKind, path: &Path) -> wasmtime::Result<Code> {
+fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     // SAFETY: the cache directory is private to this host and only ever holds
     // artifacts this engine serialized; wasmtime also checks the header and the
     // engine compatibility hash before using them.
-    unsafe {
-        Ok(match kind {
-            WasmKind::Component => Code::Component(Component::deserialize_file(engine, path)?),
-            WasmKind::Module => Code::Module(Module::deserialize_file(engine, path)?),
-        })
-    }
+    unsafe { Component::deserialize_file(engine, path) }
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -308,7 +308,7 @@ fn start_ticker(engine: &Engine, tick: Duration) {
 pub enum WasmKind {
     /// A WASI preview-2 component.
     Component,
-    /// A core module (e.g. `wasm32-wasip1`).
+    /// A core module (e.g. `wasm32-wasip1`); it runs adapted to preview 2.
     Module,
 }
 
@@ -328,20 +328,12 @@ impl WasmKind {
     }
 }
 
-enum Code {
-    Component(Component),
-    Module(Module),
-}
-
-pub(crate) enum JobPre {
-    Component(Box<CommandPre<ComponentState>>, Component),
-    Module(Box<wasmtime::InstancePre<ModuleState>>, Module),
-}
-
 /// A compiled, linked job, ready to run any number of times.
 pub struct Job {
     pub(crate) runtime: Runtime,
-    pub(crate) pre: JobPre,
+    pub(crate) pre: Box<CommandPre<ComponentState>>,
+    component: Component,
+    kind: WasmKind,
     hash: [u8; 32],
     from_cache: bool,
     load_time: Duration,
@@ -351,6 +343,7 @@ impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Job")
             .field("hash", &hex::encode(self.hash))
+            .field("kind", &self.kind)
             .field("from_cache", &self.from_cache)
             .finish_non_exhaustive()
     }
@@ -372,24 +365,14 @@ impl Job {
         self.load_time
     }
 
-    /// Component or core module.
+    /// What the job was given as: a component, or a core module (which runs adapted).
     pub fn kind(&self) -> WasmKind {
-        match self.pre {
-            JobPre::Component(..) => WasmKind::Component,
-            JobPre::Module(..) => WasmKind::Module,
-        }
+        self.kind
     }
 
-    /// The imports the job declares, e.g. `wasi:cli/environment@0.2.0`.
+    /// The imports of the component that runs, e.g. `wasi:cli/environment@0.2.6`.
     pub fn imports(&self) -> Vec<String> {
-        imports_of(&self.runtime.inner.engine, &self.pre)
-    }
-}
-
-fn imports_of(engine: &Engine, pre: &JobPre) -> Vec<String> {
-    match pre {
-        JobPre::Component(_, c) => component_imports(engine, c),
-        JobPre::Module(_, m) => module_imports(m),
+        component_imports(&self.runtime.inner.engine, &self.component)
     }
 }
 
@@ -400,14 +383,9 @@ fn component_imports(engine: &Engine, c: &Component) -> Vec<String> {
         .collect()
 }
 
-fn module_imports(m: &Module) -> Vec<String> {
-    m.imports()
-        .map(|i| format!("{}::{}", i.module(), i.name()))
-        .collect()
-}
-
 /// Lists the imports of wasm bytes without linking them (so that a job
-/// with unsupported imports can still be inspected).
+/// with unsupported imports can still be inspected): component imports, or
+/// `module::name` for a core module.
 pub fn list_imports(runtime: &Runtime, wasm: &[u8]) -> Result<(WasmKind, Vec<String>)> {
     let engine = &runtime.inner.engine;
     let kind = WasmKind::detect(wasm)?;
@@ -416,7 +394,11 @@ pub fn list_imports(runtime: &Runtime, wasm: &[u8]) -> Result<(WasmKind, Vec<Str
             engine,
             &Component::new(engine, wasm).map_err(Error::Compile)?,
         ),
-        WasmKind::Module => module_imports(&Module::new(engine, wasm).map_err(Error::Compile)?),
+        WasmKind::Module => Module::new(engine, wasm)
+            .map_err(Error::Compile)?
+            .imports()
+            .map(|i| format!("{}::{}", i.module(), i.name()))
+            .collect(),
     };
     Ok((kind, imports))
 }

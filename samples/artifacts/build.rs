@@ -105,7 +105,7 @@ fn main() {
     );
 
     // wasm32-wasip1: hello and the preview 1 test programs, as core modules.
-    let mut p1_bins = vec!["netmind-sample-hello"];
+    let mut p1_bins = vec!["netmind-sample-hello", "infinite_loop"];
     p1_bins.extend(TEST_PROGRAMS_P1);
     cargo_build(
         &workspace,
@@ -135,6 +135,13 @@ fn main() {
         "The `hello` sample built for wasm32-wasip1: a core module, not a component.",
         "HELLO_P1",
         &artifact(&p1, "netmind-sample-hello"),
+    );
+    push_const(
+        &mut code,
+        "The `infinite_loop` test program built for wasm32-wasip1 (a core module), to check that \
+         preview 1 jobs are held to the same limits.",
+        "TP_P1_INFINITE_LOOP",
+        &artifact(&p1, "infinite_loop"),
     );
     push_const(
         &mut code,

@@ -72,6 +72,29 @@ fn a_job_sleeping_in_the_host_still_hits_the_wall_clock_limit() {
 }
 
 #[test]
+fn preview1_modules_are_held_to_the_same_limits() {
+    let limits = JobLimits {
+        wall_time: Duration::from_millis(300),
+        ..small_limits()
+    };
+    for mode in ["spin", "sleep"] {
+        let ran = run_with(
+            runtime(),
+            art::TP_P1_INFINITE_LOOP,
+            &[mode],
+            limits.clone(),
+            |_| {},
+        );
+        assert_limit(&ran, LimitKind::WallTime(Duration::from_millis(300)));
+        assert!(
+            ran.report.wall_time < Duration::from_secs(2),
+            "{mode}: {:?}",
+            ran.report.wall_time
+        );
+    }
+}
+
+#[test]
 fn an_infinite_loop_hits_the_cpu_time_limit() {
     let limits = JobLimits {
         cpu_time: Duration::from_millis(200),

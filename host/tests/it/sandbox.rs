@@ -183,7 +183,10 @@ fn imports_the_host_does_not_provide_are_refused_before_running() {
         .load(&std::fs::read(art::TP_P1_UNKNOWN_IMPORT).unwrap())
         .unwrap_err();
     assert!(matches!(err, Error::UnsupportedImport(_)), "{err}");
-    assert!(err.to_string().contains("open_sesame"), "{err}");
+    assert!(
+        err.to_string().contains("netmind_evil::open_sesame"),
+        "{err}"
+    );
 }
 
 #[test]
