@@ -27,6 +27,9 @@ pub struct JobLimits {
     pub output_files: u64,
     /// Bytes the job may write to stdout, and separately to stderr.
     pub stdio_bytes: u64,
+    /// Handles (open files, directories, streams, pollables) the job may hold
+    /// at once; each file handle is a host file descriptor.
+    pub handles: u64,
 }
 
 impl Default for JobLimits {
@@ -47,6 +50,7 @@ impl JobLimits {
             output_bytes: r.output_bytes.as_u64(),
             output_files: r.output_files,
             stdio_bytes: r.stdout_bytes.as_u64(),
+            handles: 1024,
         }
     }
 }
@@ -75,6 +79,8 @@ pub enum LimitKind {
     OutputBytes(u64),
     /// Files in `/output`.
     OutputFiles(u64),
+    /// Open handles.
+    Handles(u64),
 }
 
 impl fmt::Display for LimitKind {
@@ -90,6 +96,7 @@ impl fmt::Display for LimitKind {
             Self::Stderr(b) => write!(f, "stderr limit of {} exceeded", bytes(*b)),
             Self::OutputBytes(b) => write!(f, "output limit of {} exceeded", bytes(*b)),
             Self::OutputFiles(n) => write!(f, "output limit of {n} files exceeded"),
+            Self::Handles(n) => write!(f, "open-handle limit of {n} exceeded"),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use cpu_time::ThreadTime;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -311,9 +311,11 @@ impl Job {
         };
         let fuel_budget = limits.fuel.unwrap_or(u64::MAX);
 
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(usize::try_from(limits.handles).unwrap_or(usize::MAX));
         let state = ComponentState {
             ctx: b.build(),
-            table: ResourceTable::new(),
+            table,
             guard,
         };
         let mut store = new_store(&rt.engine, state, rt.config.fuel, fuel_budget)?;
@@ -403,6 +405,12 @@ fn classify(
     }
     if let Some(limit) = stdout.exceeded().or_else(|| stderr.exceeded()) {
         return Termination::LimitExceeded(limit);
+    }
+    if matches!(
+        err.downcast_ref::<ResourceTableError>(),
+        Some(ResourceTableError::Full)
+    ) {
+        return Termination::LimitExceeded(LimitKind::Handles(limits.handles));
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => {

@@ -46,6 +46,7 @@ const TEST_PROGRAMS_P2: &[&str] = &[
     "echo_stdin",
     "env_leak",
     "escape_fs",
+    "handle_bomb",
     "infinite_loop",
     "memory_bomb",
     "memory_residue",

@@ -289,3 +289,36 @@ fn a_job_never_sees_memory_an_earlier_job_left_behind() {
         assert!(ran.stdout().starts_with("clean"), "{}", ran.stdout());
     }
 }
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn a_handle_bomb_stops_at_the_handle_limit_and_leaks_no_descriptor() {
+    let input = tempfile::tempdir().unwrap();
+    std::fs::write(input.path().join("f"), b"x").unwrap();
+    let limits = JobLimits {
+        handles: 256,
+        ..small_limits()
+    };
+    let before = open_fds();
+    let ran = run_with(runtime(), art::TP_HANDLE_BOMB, &[], limits, |o| {
+        o.input_dir = Some(input.path().into());
+    });
+    assert!(!ran.stdout().contains("LEAK"), "{}", ran.stdout());
+    assert_eq!(
+        ran.report.termination,
+        Termination::LimitExceeded(LimitKind::Handles(256)),
+        "{}",
+        ran.stdout()
+    );
+    // Other tests run in parallel threads and open files too; allow slack,
+    // but nowhere near the 256 the job held.
+    assert!(
+        open_fds() < before + 64,
+        "descriptors leaked: {before} -> {}",
+        open_fds()
+    );
+    host_still_healthy();
+}
