@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# rustup installs the pinned toolchain on first use; make sure the targets and components are there too.
-rustup show active-toolchain >/dev/null
-rustup target add wasm32-wasip2 wasm32-wasip1 >/dev/null
-rustup component add rustfmt clippy >/dev/null
+# The pinned toolchain with its components and wasm targets (a no-op when they are installed).
+toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+rustup toolchain install "$toolchain" --profile minimal \
+  --component rustfmt,clippy --target wasm32-wasip2,wasm32-wasip1 >/dev/null
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
