@@ -154,3 +154,22 @@ fn a_second_process_loads_the_compiled_job_from_the_disk_cache() {
         stderr(&second)
     );
 }
+
+#[test]
+fn bundle_assets_are_visible_at_assets() {
+    let (tmp, dir) = sample("hello");
+    std::fs::create_dir(dir.join("assets")).unwrap();
+    std::fs::write(dir.join("assets/model.bin"), b"weights").unwrap();
+    // From the directory, and from the packed bundle (assets extracted).
+    let file = tmp.path().join("h.nmb");
+    assert!(pack(&dir, &file, &[]).status.success());
+    for target in [dir.clone(), file] {
+        let o = netmind(&["run", target.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stdout(&o).contains("assets (1):\n  model.bin"),
+            "{}",
+            stdout(&o)
+        );
+    }
+}

@@ -1,4 +1,5 @@
-//! The hello sample: shows what a NetMind job sees (arguments, environment, inputs) and writes a greeting.
+//! The hello sample: shows what a NetMind job sees (arguments, environment, inputs, its bundle's
+//! assets) and writes a greeting.
 //!
 //! Run with: `netmind run samples/hello --input DIR -- ARGS`
 
@@ -35,6 +36,15 @@ fn main() -> ExitCode {
             println!("  {} ({} bytes)", input.name, input.size);
         }
 
+        // The bundle's own assets, read-only, when it has any.
+        let assets = list_assets();
+        if !assets.is_empty() {
+            println!("assets ({}):", assets.len());
+            for asset in &assets {
+                println!("  {asset}");
+            }
+        }
+
         let greeting = greeting(&args).unwrap_or_else(|| "hello".to_owned());
         let text = format!(
             "{greeting}, NetMind! I saw {} input file(s).\n",
@@ -50,8 +60,22 @@ fn main() -> ExitCode {
             "env": vars.len(),
             "inputs": inputs.len(),
             "input_bytes": bytes,
+            "assets": assets.len(),
         }))
     })
+}
+
+/// The files directly under `/assets`, sorted (empty if there is none).
+fn list_assets() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/assets")
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// `--greeting G` (or `--greeting=G`) from the arguments, else `$GREETING`.
