@@ -163,7 +163,7 @@ fn bundle_assets_are_visible_at_assets() {
     // From the directory, and from the packed bundle (assets extracted).
     let file = tmp.path().join("h.nmb");
     assert!(pack(&dir, &file, &[]).status.success());
-    for target in [dir.clone(), file] {
+    for target in [dir, file] {
         let o = netmind(&["run", target.to_str().unwrap()]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(
