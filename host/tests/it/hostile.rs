@@ -40,58 +40,36 @@ fn a_trap_is_reported_with_its_wasm_backtrace() {
     host_still_healthy();
 }
 
-#[test]
-fn an_infinite_loop_hits_the_wall_clock_limit() {
+/// Runs `wasm MODE` with a 300 ms wall-time limit and checks it is stopped on time.
+fn stopped_at_the_wall_clock_limit(wasm: &str, mode: &str) {
     let limits = JobLimits {
         wall_time: Duration::from_millis(300),
         ..small_limits()
     };
-    let ran = run_with(runtime(), art::TP_INFINITE_LOOP, &[], limits, |_| {});
+    let ran = run_with(runtime(), wasm, &[mode], limits, |_| {});
     assert_limit(&ran, LimitKind::WallTime(Duration::from_millis(300)));
     assert!(
         ran.report.wall_time < Duration::from_secs(2),
-        "{:?}",
+        "{mode}: {:?}",
         ran.report.wall_time
     );
+}
+
+#[test]
+fn an_infinite_loop_hits_the_wall_clock_limit() {
+    stopped_at_the_wall_clock_limit(art::TP_INFINITE_LOOP, "spin");
     host_still_healthy();
 }
 
 #[test]
 fn a_job_sleeping_in_the_host_still_hits_the_wall_clock_limit() {
-    let limits = JobLimits {
-        wall_time: Duration::from_millis(300),
-        ..small_limits()
-    };
-    let ran = run_with(runtime(), art::TP_INFINITE_LOOP, &["sleep"], limits, |_| {});
-    assert_limit(&ran, LimitKind::WallTime(Duration::from_millis(300)));
-    assert!(
-        ran.report.wall_time < Duration::from_secs(2),
-        "{:?}",
-        ran.report.wall_time
-    );
+    stopped_at_the_wall_clock_limit(art::TP_INFINITE_LOOP, "sleep");
 }
 
 #[test]
 fn preview1_modules_are_held_to_the_same_limits() {
-    let limits = JobLimits {
-        wall_time: Duration::from_millis(300),
-        ..small_limits()
-    };
-    for mode in ["spin", "sleep"] {
-        let ran = run_with(
-            runtime(),
-            art::TP_P1_INFINITE_LOOP,
-            &[mode],
-            limits.clone(),
-            |_| {},
-        );
-        assert_limit(&ran, LimitKind::WallTime(Duration::from_millis(300)));
-        assert!(
-            ran.report.wall_time < Duration::from_secs(2),
-            "{mode}: {:?}",
-            ran.report.wall_time
-        );
-    }
+    stopped_at_the_wall_clock_limit(art::TP_P1_INFINITE_LOOP, "spin");
+    stopped_at_the_wall_clock_limit(art::TP_P1_INFINITE_LOOP, "sleep");
 }
 
 #[test]
