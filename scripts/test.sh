@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test.
-# Needs only rustup: rust-toolchain.toml pins the toolchain, its components and the wasm targets.
+# Needs rustup (rust-toolchain.toml pins the toolchain, its components and the wasm targets) and
+# python3 with pip (scripts/requirements-ml.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,15 @@ cd "$(dirname "$0")/.."
 toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
 rustup toolchain install "$toolchain" --profile minimal \
   --component rustfmt,clippy --target wasm32-wasip2,wasm32-wasip1 >/dev/null
+
+# Python side of the ML tests: numpy/onnx/onnxruntime make the conformance models and the
+# reference outputs, and the onnxruntime wheel carries the libonnxruntime.so that the
+# ONNX Runtime backend loads (tests fail, never skip, when it is missing).
+echo "== pip install -r scripts/requirements-ml.txt"
+python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-ml.txt
+ORT_DYLIB_PATH="$(python3 scripts/onnxruntime-lib.py)"
+export ORT_DYLIB_PATH NETMIND_REQUIRE_ORT=1
+echo "   ONNX Runtime: $ORT_DYLIB_PATH"
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bundle;
+mod host;
+mod nn;
 mod run;
 mod source;
 mod wallet;
@@ -38,10 +40,13 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a job (bundle file, bundle directory or .wasm) in the local sandbox.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Pack, inspect and verify job bundles.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// What this machine offers as a host (capabilities, wasi-nn backends).
+    #[command(subcommand)]
+    Host(host::HostCommand),
     /// Create and show Ethereum keystores used to sign bundles and orders.
     #[command(subcommand)]
     Wallet(wallet::WalletCommand),
@@ -64,9 +69,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log, cli.log_json);
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Bundle(cmd) => bundle::bundle(cmd),
         Command::Wallet(cmd) => wallet::wallet(cmd),
+        Command::Host(cmd) => host::host(cmd),
     };
     match result {
         Ok(code) => code,

@@ -63,6 +63,8 @@ pub(crate) struct RunArgs {
     /// Print no summary (the job's own output still streams).
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    nn: crate::nn::NnArgs,
     /// Arguments passed to the job after the manifest's own.
     #[arg(last = true)]
     args: Vec<String>,
@@ -127,13 +129,20 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
             .or_else(netmind_host::default_cache_dir)
             .map(|d| d.join("components"))
     };
-    let runtime = Runtime::new(SandboxConfig {
-        deterministic: args.deterministic,
-        fuel: limits.fuel.is_some(),
-        cache_dir,
-        pooled_jobs: 1,
-        ..SandboxConfig::default()
-    })?;
+    let nn = args.nn.build()?;
+    if let Some(m) = &job.manifest {
+        crate::nn::check_encodings(&nn, &m.resources.wasi_nn)?;
+    }
+    let runtime = Runtime::with_nn(
+        SandboxConfig {
+            deterministic: args.deterministic,
+            fuel: limits.fuel.is_some(),
+            cache_dir,
+            pooled_jobs: 1,
+            ..SandboxConfig::default()
+        },
+        nn,
+    )?;
     let loaded = runtime.load(&job.wasm)?;
 
     let output_dir = match &args.output {
@@ -205,6 +214,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
             "output_sha256": hash,
             "output_dir": output_dir,
             "deterministic": args.deterministic,
+            "nn": report.nn,
         });
         std::fs::write(path, serde_json::to_string_pretty(&summary)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -239,6 +249,20 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
             report.output.entries,
             output_dir.display()
         );
+        if !report.nn.models.is_empty() || report.nn.computes > 0 {
+            eprintln!(
+                "wasi-nn      {} inference(s) in {:.3} ms",
+                report.nn.computes,
+                report.nn.time.as_secs_f64() * 1e3
+            );
+            for m in &report.nn.models {
+                let how = match &m.name {
+                    Some(name) => format!("registered `{name}`"),
+                    None => format!("loaded in {:.1} ms", m.load_us as f64 / 1e3),
+                };
+                eprintln!("model        sha256:{} on {} ({how})", m.sha256, m.backend);
+            }
+        }
         eprintln!(
             "output hash  {}",
             hash.as_deref().unwrap_or("none (outputs discarded)")

@@ -33,6 +33,7 @@
 
 mod error;
 pub mod limits;
+pub mod nn;
 pub mod output;
 mod poll;
 mod run;
@@ -41,6 +42,6 @@ pub mod stdio;
 
 pub use error::{Error, Result};
 pub use limits::{JobLimits, LimitKind};
-pub use run::{RunOptions, RunReport, Termination};
+pub use run::{NnUsage, RunOptions, RunReport, Termination};
 pub use runtime::{Job, Runtime, SandboxConfig, WasmKind, default_cache_dir, list_imports};
 pub use stdio::{Progress, RunObserver};

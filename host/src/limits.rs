@@ -115,7 +115,10 @@ fn secs(d: Duration) -> String {
 pub(crate) struct Limiter {
     memory_limit: u64,
     table_limit: u64,
+    /// Linear memories plus host bytes.
     memory_now: u64,
+    /// Host memory held for the job (wasi-nn), part of `memory_now`.
+    host_bytes: u64,
     pub(crate) memory_peak: u64,
     table_now: u64,
     /// Set when a growth was refused; classifies the trap that usually follows.
@@ -128,10 +131,33 @@ impl Limiter {
             memory_limit: limits.memory_bytes,
             table_limit: limits.table_elements,
             memory_now: 0,
+            host_bytes: 0,
             memory_peak: 0,
             table_now: 0,
             refused: None,
         }
+    }
+}
+
+impl Limiter {
+    /// Charges host memory held for the job (wasi-nn graphs and tensors) to
+    /// its memory limit; on refusal, gives the limit and what is in use.
+    pub(crate) fn charge(&mut self, bytes: u64) -> Result<(), (u64, u64)> {
+        let total = self.memory_now.saturating_add(bytes);
+        if total > self.memory_limit {
+            return Err((self.memory_limit, self.memory_now));
+        }
+        self.memory_now = total;
+        self.host_bytes += bytes;
+        self.memory_peak = self.memory_peak.max(total);
+        Ok(())
+    }
+
+    /// Gives back what [`Self::charge`] took.
+    pub(crate) fn refund(&mut self, bytes: u64) {
+        let bytes = bytes.min(self.host_bytes);
+        self.host_bytes -= bytes;
+        self.memory_now -= bytes;
     }
 }
 
@@ -204,6 +230,25 @@ mod tests {
         assert_eq!(l.refused, Some(LimitKind::Memory(100)));
         assert!(l.memory_growing(0, 40, None).unwrap());
         assert_eq!(l.memory_peak, 100);
+    }
+
+    #[test]
+    fn host_bytes_share_the_memory_limit() {
+        let limits = JobLimits {
+            memory_bytes: 100,
+            ..JobLimits::default()
+        };
+        let mut l = Limiter::new(&limits);
+        assert!(l.memory_growing(0, 60, None).unwrap());
+        assert_eq!(l.charge(50), Err((100, 60)));
+        l.charge(30).unwrap();
+        assert!(
+            !l.memory_growing(60, 80, None).unwrap(),
+            "30 host bytes held"
+        );
+        l.refund(30);
+        assert!(l.memory_growing(60, 80, None).unwrap());
+        assert_eq!(l.memory_peak, 90);
     }
 
     #[test]

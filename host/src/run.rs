@@ -15,6 +15,8 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::limits::{JobLimits, LimitKind, Limiter};
+use crate::nn::ModelUse;
+use crate::nn::wit::{JobNn, NnView};
 use crate::output::{self, Usage};
 use crate::runtime::Job;
 use crate::stdio::{Capture, Progress, RunObserver, Stream};
@@ -109,6 +111,30 @@ pub struct RunReport {
     pub stderr: Vec<u8>,
     /// The last progress report.
     pub progress: Option<Progress>,
+    /// What the job did through wasi-nn.
+    pub nn: NnUsage,
+}
+
+/// What a job did through wasi-nn: the models it used (with their hashes, for
+/// the receipt), how many inferences it ran and how long they took.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NnUsage {
+    /// Models loaded, by bytes or by name, in order.
+    pub models: Vec<ModelUse>,
+    /// `compute` calls.
+    pub computes: u64,
+    /// Time spent loading models and computing.
+    #[serde(with = "humantime_serde_micros")]
+    pub time: Duration,
+}
+
+mod humantime_serde_micros {
+    pub(super) fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_micros() as u64)
+    }
 }
 
 impl RunReport {
@@ -120,7 +146,7 @@ impl RunReport {
 
 /// Per-store limit state, checked on every epoch tick.
 pub(crate) struct Guard {
-    limiter: Limiter,
+    pub(crate) limiter: Limiter,
     pub(crate) limits: JobLimits,
     pub(crate) started: Instant,
     cpu_started: Option<Duration>,
@@ -165,9 +191,18 @@ pub(crate) struct ComponentState {
     ctx: WasiCtx,
     table: ResourceTable,
     guard: Guard,
+    nn: JobNn,
 }
 
 impl ComponentState {
+    pub(crate) fn nn_view(&mut self) -> NnView<'_> {
+        NnView {
+            table: &mut self.table,
+            nn: &mut self.nn,
+            guard: &mut self.guard,
+        }
+    }
+
     pub(crate) fn deadline_poll(&mut self) -> crate::poll::DeadlinePoll<'_> {
         crate::poll::DeadlinePoll {
             table: &mut self.table,
@@ -317,6 +352,7 @@ impl Job {
             ctx: b.build(),
             table,
             guard,
+            nn: JobNn::new(rt.nn.clone()),
         };
         let mut store = new_store(&rt.engine, state, rt.config.fuel, fuel_budget)?;
         let outcome = self
@@ -325,7 +361,7 @@ impl Job {
             .and_then(|cmd| cmd.wasi_cli_run().call_run(&mut store))
             .map(|r| if r.is_ok() { 0 } else { 1 });
         let fuel_left = store.get_fuel().ok();
-        let guard = store.into_data().guard;
+        let ComponentState { guard, nn, .. } = store.into_data();
         let wall_time = guard.started.elapsed();
         let cpu_time = guard
             .cpu_started
@@ -359,6 +395,11 @@ impl Job {
             stdout: stdout_bytes,
             stderr: stderr_bytes,
             progress,
+            nn: NnUsage {
+                models: nn.models,
+                computes: nn.computes,
+                time: nn.used,
+            },
         };
         tracing::debug!(target: "host::sandbox", termination = %report.termination, wall_us = wall_time.as_micros() as u64, "job finished");
         Ok(report)

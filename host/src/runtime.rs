@@ -13,6 +13,7 @@ use wasmtime::component::{Component, Linker as ComponentLinker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
+use crate::nn::NnHost;
 use crate::poll::DeadlinePollData;
 use crate::run::ComponentState;
 use crate::{Error, Result};
@@ -78,6 +79,7 @@ pub(crate) struct Inner {
     pub(crate) engine: Engine,
     pub(crate) config: SandboxConfig,
     pub(crate) pooling: bool,
+    pub(crate) nn: Arc<NnHost>,
     component_linker: ComponentLinker<ComponentState>,
     compat: u64,
 }
@@ -119,7 +121,14 @@ fn wasmtime_config(c: &SandboxConfig, pooled: bool) -> Config {
 
 impl Runtime {
     /// Builds the engine and linkers and starts the limit-checking ticker.
+    /// Jobs get wasi-nn with the default service ([`NnHost::default`]: tract).
     pub fn new(config: SandboxConfig) -> Result<Self> {
+        Self::with_nn(config, Arc::new(NnHost::default()))
+    }
+
+    /// Like [`Runtime::new`], with the given wasi-nn service (backends,
+    /// registered models and limits).
+    pub fn with_nn(config: SandboxConfig, nn: Arc<NnHost>) -> Result<Self> {
         let pooled = config.pooled_jobs > 0;
         let (engine, pooling) = match Engine::new(&wasmtime_config(&config, pooled)) {
             Ok(e) => (e, pooled),
@@ -140,6 +149,8 @@ impl Runtime {
         )
         .map_err(Error::Engine)?;
         component_linker.allow_shadowing(false);
+        crate::nn::wit::add_to_linker(&mut component_linker, ComponentState::nn_view)
+            .map_err(Error::Engine)?;
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let compat = h.finish();
@@ -149,6 +160,7 @@ impl Runtime {
                 engine,
                 config,
                 pooling,
+                nn,
                 component_linker,
                 compat,
             }),
@@ -158,6 +170,11 @@ impl Runtime {
     /// The engine-wide settings.
     pub fn config(&self) -> &SandboxConfig {
         &self.inner.config
+    }
+
+    /// The wasi-nn service jobs use.
+    pub fn nn(&self) -> &Arc<NnHost> {
+        &self.inner.nn
     }
 
     /// Whether instances come from the pooling allocator.

@@ -35,6 +35,24 @@ const SAMPLES: &[(&str, &str, &str, &str)] = &[
         "wordfreq",
         "WORDFREQ",
     ),
+    (
+        "netmind-sample-onnx-run",
+        "netmind-sample-onnx-run",
+        "onnx-run",
+        "ONNX_RUN",
+    ),
+    (
+        "netmind-sample-digits",
+        "netmind-sample-digits",
+        "digits",
+        "DIGITS",
+    ),
+    (
+        "netmind-sample-image-classify",
+        "netmind-sample-image-classify",
+        "image-classify",
+        "IMAGE_CLASSIFY",
+    ),
 ];
 
 /// The package of the hostile and edge-case guests.
@@ -50,6 +68,7 @@ const TEST_PROGRAMS_P2: &[&str] = &[
     "infinite_loop",
     "memory_bomb",
     "memory_residue",
+    "nn_probe",
     "output_big_file",
     "output_many_files",
     "recursion",
@@ -75,6 +94,8 @@ fn main() {
 
     for path in [
         "sdk-guest",
+        // The wasi-nn WIT that netmind-sdk's bindings are generated from.
+        "host/wit",
         "conformance/test-programs",
         "Cargo.toml",
         "Cargo.lock",

@@ -27,6 +27,27 @@ pub enum Error {
     /// A value could not be serialized to or parsed from JSON.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    /// A wasi-nn call failed, or a tensor's shape, type and data did not agree.
+    #[error(transparent)]
+    Nn(#[from] crate::nn::Error),
+    /// Bytes meant to be a NumPy `.npy` file are not a usable one.
+    #[error(transparent)]
+    Npy(#[from] crate::npy::Error),
+    /// The `.npy` file at `path` is not a usable one.
+    #[error("{}: {source}", path.display())]
+    NpyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: crate::npy::Error,
+    },
+    /// A named asset is not in `/assets`.
+    #[error("asset `{name}` not found in /assets; put it in the bundle's assets/ directory")]
+    MissingAsset {
+        /// The name that was asked for, relative to `/assets`.
+        name: String,
+    },
     /// The job found its inputs or arguments unusable; the message says why.
     #[error("{0}")]
     Invalid(String),

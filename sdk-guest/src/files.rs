@@ -15,6 +15,10 @@ pub const INPUT_DIR: &str = "/input";
 /// Where the job writes its output files; everything here is returned to the job owner.
 pub const OUTPUT_DIR: &str = "/output";
 
+/// Where the sandbox mounts the job's bundle assets (read-only): the files under `assets/` in its bundle
+/// directory or packed bundle.
+pub const ASSETS_DIR: &str = "/assets";
+
 /// One file in [`INPUT_DIR`], as listed by [`inputs`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Input {
@@ -54,6 +58,18 @@ pub fn read_input_to_string(name: &str) -> Result<String> {
         .map_err(|_| Error::Invalid(format!("input `{name}` is not valid UTF-8")))
 }
 
+/// The path of the asset `name` (relative to [`ASSETS_DIR`]), whether it exists or not.
+pub fn asset_path(name: &str) -> PathBuf {
+    Path::new(ASSETS_DIR).join(name)
+}
+
+/// Reads the whole asset file `name` (relative to [`ASSETS_DIR`]), e.g. a model shipped with the job.
+///
+/// A missing file gives [`Error::MissingAsset`].
+pub fn read_asset(name: &str) -> Result<Vec<u8>> {
+    read_asset_in(Path::new(ASSETS_DIR), name)
+}
+
 /// The path of the output `name` (relative to [`OUTPUT_DIR`]).
 pub fn output_path(name: &str) -> PathBuf {
     Path::new(OUTPUT_DIR).join(name)
@@ -80,6 +96,13 @@ pub(crate) fn read_in(root: &Path, name: &str) -> Result<Vec<u8>> {
             name: name.to_owned(),
         },
         _ => Error::io(path, source),
+    })
+}
+
+pub(crate) fn read_asset_in(root: &Path, name: &str) -> Result<Vec<u8>> {
+    read_in(root, name).map_err(|error| match error {
+        Error::MissingInput { name } => Error::MissingAsset { name },
+        other => other,
     })
 }
 
@@ -168,6 +191,18 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "input `x.csv` not found in /input; pass it with `netmind run --input DIR`"
+        );
+    }
+
+    #[test]
+    fn missing_asset_says_where_assets_come_from() {
+        let dir = tempfile::tempdir().unwrap();
+        write_in(dir.path(), "model.onnx", b"onnx").unwrap();
+        assert_eq!(read_asset_in(dir.path(), "model.onnx").unwrap(), b"onnx");
+        let err = read_asset_in(dir.path(), "labels.txt").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "asset `labels.txt` not found in /assets; put it in the bundle's assets/ directory"
         );
     }
 }

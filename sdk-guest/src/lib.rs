@@ -1,16 +1,21 @@
 //! The NetMind guest SDK: what a job author links to read inputs, write outputs and report progress.
 //!
 //! A NetMind job is a WebAssembly component (WASI preview 2, target `wasm32-wasip2`) that the host runs
-//! in a sandbox. The sandbox shows the job two directories and nothing else of the host's file system:
+//! in a sandbox. The sandbox shows the job these directories and nothing else of the host's file system:
 //!
 //! - [`INPUT_DIR`] (`/input`), read-only: the files passed with `netmind run --input DIR`;
-//! - [`OUTPUT_DIR`] (`/output`), writable: everything written there is returned to the job owner.
+//! - [`OUTPUT_DIR`] (`/output`), writable: everything written there is returned to the job owner;
+//! - [`ASSETS_DIR`] (`/assets`), read-only, when the job's bundle has assets (models, data).
 //!
 //! The job's arguments and environment come from its manifest (`netmind.toml`) and the command line.
 //! Progress lines written to stderr with [`progress`] are parsed by the host, and [`run`] stores the job's
 //! structured result in `/output/result.json`.
 //!
-//! The crate also compiles for `wasm32-wasip1` and for the host, so job logic can be unit tested natively.
+//! [`nn`] runs machine-learning models on the host's backends through wasi-nn, and [`npy`] reads and
+//! writes NumPy `.npy` files as tensors.
+//!
+//! The crate also compiles for `wasm32-wasip1` and for the host, so job logic can be unit tested natively
+//! (the [`nn`] calls themselves only work inside a NetMind host).
 //!
 //! # Example
 //!
@@ -43,13 +48,15 @@
 
 mod error;
 mod files;
+pub mod nn;
+pub mod npy;
 mod progress;
 mod result;
 
 pub use error::{Error, Result};
 pub use files::{
-    INPUT_DIR, Input, OUTPUT_DIR, input_path, inputs, output_path, read_input,
-    read_input_to_string, write_output, write_output_json,
+    ASSETS_DIR, INPUT_DIR, Input, OUTPUT_DIR, asset_path, input_path, inputs, output_path,
+    read_asset, read_input, read_input_to_string, write_output, write_output_json,
 };
 pub use progress::{PROGRESS_PREFIX, Progress, progress};
 pub use result::{RESULT_FILE, run};

@@ -2,6 +2,7 @@
 //! (`samples/` and `conformance/test-programs`, built by `netmind-samples-artifacts`).
 
 mod hostile;
+mod nn;
 mod sandbox;
 
 use std::path::Path;

@@ -8,8 +8,9 @@
 //!
 //! Each artifact is a `pub const` holding its absolute path:
 //!
-//! - samples: [`HELLO`], [`SHA256`], [`BLUR`], [`MATMUL`], [`WORDFREQ`] (components), [`HELLO_P1`] (a core module)
-//!   and [`SAMPLES_DIR`];
+//! - samples: [`HELLO`], [`SHA256`], [`BLUR`], [`MATMUL`], [`WORDFREQ`], and the wasi-nn samples
+//!   [`ONNX_RUN`], [`DIGITS`] and [`IMAGE_CLASSIFY`] (components), [`HELLO_P1`] (a core module) and
+//!   [`SAMPLES_DIR`];
 //! - test programs: `TP_<BIN>` for each `conformance/test-programs/src/bin/<bin>.rs`, all listed in
 //!   [`TEST_PROGRAMS`].
 //!
@@ -35,7 +36,16 @@ mod tests {
     fn every_artifact_exists_with_the_right_kind() {
         const COMPONENT: [u8; 8] = *b"\0asm\x0d\0\x01\0";
         const MODULE: [u8; 8] = *b"\0asm\x01\0\0\0";
-        for path in [HELLO, SHA256, BLUR, MATMUL, WORDFREQ] {
+        for path in [
+            HELLO,
+            SHA256,
+            BLUR,
+            MATMUL,
+            WORDFREQ,
+            ONNX_RUN,
+            DIGITS,
+            IMAGE_CLASSIFY,
+        ] {
             assert_eq!(header(path), COMPONENT, "{path}");
         }
         assert_eq!(header(HELLO_P1), MODULE);
