@@ -13,8 +13,8 @@ use netmind_host::nn::{Backend, Encoding, NnHost, NnLimits, Target, TractBackend
 /// Which engine runs the models jobs hand to wasi-nn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum BackendChoice {
-    /// ONNX Runtime when its library is given (`--onnxruntime` or `ORT_DYLIB_PATH`)
-    /// and loads, else tract.
+    /// ONNX Runtime when its library is found (`--onnxruntime`, `ORT_DYLIB_PATH`, or
+    /// the `onnxruntime` Python package) and loads, else tract.
     Auto,
     /// tract: pure Rust, always available.
     Tract,
@@ -65,7 +65,7 @@ impl NnArgs {
             BackendChoice::Tract => {}
             BackendChoice::Onnxruntime => backends.push(self.ort()?),
             BackendChoice::Auto => {
-                if self.onnxruntime.is_some() {
+                if self.library().is_some() {
                     match self.ort() {
                         Ok(b) => backends.push(b),
                         Err(e) => {
@@ -96,9 +96,21 @@ impl NnArgs {
     }
 
     #[cfg(feature = "onnxruntime")]
+    fn library(&self) -> Option<PathBuf> {
+        self.onnxruntime
+            .clone()
+            .or_else(netmind_host::nn::OrtBackend::discover)
+    }
+
+    #[cfg(not(feature = "onnxruntime"))]
+    fn library(&self) -> Option<PathBuf> {
+        None
+    }
+
+    #[cfg(feature = "onnxruntime")]
     fn ort(&self) -> Result<Arc<dyn Backend>> {
         let backend =
-            netmind_host::nn::OrtBackend::load(self.onnxruntime.as_deref(), self.nn_threads)
+            netmind_host::nn::OrtBackend::load(self.library().as_deref(), self.nn_threads)
                 .map_err(anyhow::Error::msg)?;
         tracing::info!(target: "host::nn", path = %backend.status().path.display(), version = %backend.status().version, "ONNX Runtime loaded");
         Ok(Arc::new(backend))

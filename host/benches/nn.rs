@@ -166,17 +166,7 @@ fn warm_vs_cold(label: &str, backend: &Arc<dyn Backend>, case: &Case) {
 }
 
 fn ort() -> Option<Arc<dyn Backend>> {
-    let path = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let out = Command::new("python3")
-                .arg(workspace().join("scripts/onnxruntime-lib.py"))
-                .output()
-                .ok()?;
-            out.status
-                .success()
-                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-        })?;
+    let path = OrtBackend::discover()?;
     match OrtBackend::load(Some(&path), 1) {
         Ok(b) => Some(Arc::new(b)),
         Err(e) => {

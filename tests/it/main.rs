@@ -1,6 +1,7 @@
 //! End-to-end tests of the `netmind` CLI over the real samples.
 
 mod bundle;
+mod nn;
 mod run;
 
 use std::path::{Path, PathBuf};

@@ -79,6 +79,27 @@ impl OrtBackend {
         })
     }
 
+    /// Finds ONNX Runtime's library: `$ORT_DYLIB_PATH`, else the one inside the
+    /// `onnxruntime` Python package, when `python3` has it installed.
+    pub fn discover() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os(ORT_DYLIB_ENV).filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(p));
+        }
+        const FIND: &str = "import importlib.util, pathlib, re\n\
+            s = importlib.util.find_spec('onnxruntime')\n\
+            d = pathlib.Path(next(iter(s.submodule_search_locations))) / 'capi'\n\
+            libs = sorted(p for p in d.glob('libonnxruntime*') \
+                if re.fullmatch(r'libonnxruntime(\\.so[.\\d]*|[.\\d]*\\.dylib)', p.name))\n\
+            print(libs[-1].resolve())";
+        let out = std::process::Command::new("python3")
+            .args(["-c", FIND])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        (out.status.success() && path.is_file()).then_some(path)
+    }
+
     /// The library in use.
     pub fn status(&self) -> &OrtStatus {
         &self.status
@@ -233,18 +254,59 @@ impl Model for OrtModel {
     }
 
     fn session(&self) -> Result<Box<dyn Session>, NnError> {
-        Ok(Box::new(OrtSession(self.0.clone())))
+        Ok(Box::new(OrtSession {
+            inner: self.0.clone(),
+            watchdog: Watchdog::start()?,
+        }))
     }
 }
 
-struct OrtSession(Arc<Inner>);
+/// Sets ONNX Runtime's terminate flag when a run passes its deadline. One
+/// thread per execution context, started with it, so a `compute` call pays
+/// two channel messages, not a thread spawn.
+struct Watchdog {
+    tx: mpsc::Sender<Option<(Instant, Arc<RunOptions>)>>,
+}
+
+impl Watchdog {
+    fn start() -> Result<Self, NnError> {
+        let (tx, rx) = mpsc::channel::<Option<(Instant, Arc<RunOptions>)>>();
+        std::thread::Builder::new()
+            .name("netmind-ort-watchdog".into())
+            .spawn(move || {
+                // `Some` starts watching a run, `None` says it ended; a closed channel ends the thread.
+                while let Ok(msg) = rx.recv() {
+                    let Some((deadline, options)) = msg else {
+                        continue;
+                    };
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(wait) {
+                        Ok(_) => {}
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            let _ = options.terminate();
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })
+            .map_err(|e| NnError::runtime(format!("cannot start the inference watchdog: {e}")))?;
+        Ok(Self { tx })
+    }
+}
+
+struct OrtSession {
+    inner: Arc<Inner>,
+    watchdog: Watchdog,
+}
 
 impl Session for OrtSession {
     fn run(&mut self, inputs: Vec<Tensor>, deadline: Instant) -> Result<Vec<Tensor>, NnError> {
         let values = inputs.iter().map(to_value).collect::<Result<Vec<_>, _>>()?;
-        let options =
-            RunOptions::new().map_err(|e| NnError::runtime(format!("ONNX Runtime: {e}")))?;
-        let inner = &self.0;
+        let options = Arc::new(
+            RunOptions::new().map_err(|e| NnError::runtime(format!("ONNX Runtime: {e}")))?,
+        );
+        let inner = &self.inner;
+        let watchdog = &self.watchdog;
         guarded("running the model", || {
             let mut session = inner
                 .session
@@ -256,27 +318,17 @@ impl Session for OrtSession {
                 .map(|s| s.name.as_str())
                 .zip(values.iter())
                 .collect();
-            let (stop, stopped) = mpsc::channel::<()>();
-            let options = &options;
-            std::thread::scope(|scope| {
-                // A watchdog that sets ONNX Runtime's terminate flag at the deadline.
-                scope.spawn(move || {
-                    let wait = deadline.saturating_duration_since(Instant::now());
-                    if stopped.recv_timeout(wait) == Err(mpsc::RecvTimeoutError::Timeout) {
-                        let _ = options.terminate();
-                    }
-                });
-                let outputs = session.run_with_options(named, options);
-                drop(stop);
-                let outputs = outputs.map_err(|e| {
-                    if Instant::now() >= deadline {
-                        NnError::new(ErrorCode::Timeout, "inference ran past its deadline")
-                    } else {
-                        NnError::runtime(format!("ONNX Runtime failed to run the model: {e}"))
-                    }
-                })?;
-                outputs.values().map(|v| from_value(&v)).collect()
-            })
+            let _ = watchdog.tx.send(Some((deadline, options.clone())));
+            let outputs = session.run_with_options(named, &options);
+            let _ = watchdog.tx.send(None);
+            let outputs = outputs.map_err(|e| {
+                if Instant::now() >= deadline {
+                    NnError::new(ErrorCode::Timeout, "inference ran past its deadline")
+                } else {
+                    NnError::runtime(format!("ONNX Runtime failed to run the model: {e}"))
+                }
+            })?;
+            outputs.values().map(|v| from_value(&v)).collect()
         })
     }
 }

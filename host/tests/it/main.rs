@@ -45,7 +45,16 @@ pub(crate) fn run_with(
     limits: JobLimits,
     tweak: impl FnOnce(&mut RunOptions),
 ) -> Ran {
-    let job = load(rt, wasm);
+    run_job(&load(rt, wasm), args, limits, tweak)
+}
+
+/// Runs a loaded job once with `args` after `argv[0]`.
+pub(crate) fn run_job(
+    job: &Job,
+    args: &[&str],
+    limits: JobLimits,
+    tweak: impl FnOnce(&mut RunOptions),
+) -> Ran {
     let out = tempfile::tempdir().unwrap();
     let mut opts = RunOptions {
         args: std::iter::once("job")

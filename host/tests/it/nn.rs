@@ -12,10 +12,10 @@ use netmind_host::nn::{Backend, Encoding, NnHost, NnLimits, OrtBackend, Target, 
 use netmind_host::{JobLimits, LimitKind, Runtime, SandboxConfig, Termination};
 use netmind_samples_artifacts as art;
 
-use crate::Ran;
+use crate::{Ran, run_job};
 
-/// Runs `wasm` in `rt` (loaded through the runtime's on-disk cache, so each
-/// runtime uses its own wasi-nn service).
+/// Runs `wasm` in `rt`, loaded through the runtime's on-disk cache (so that
+/// each runtime's jobs use its own wasi-nn service).
 fn run_with(
     rt: &Runtime,
     wasm: &str,
@@ -26,19 +26,7 @@ fn run_with(
     let job = rt
         .load(&std::fs::read(wasm).expect("artifact"))
         .expect("load");
-    let out = tempfile::tempdir().unwrap();
-    let mut opts = netmind_host::RunOptions {
-        args: std::iter::once("job")
-            .chain(args.iter().copied())
-            .map(String::from)
-            .collect(),
-        output_dir: out.path().to_path_buf(),
-        limits,
-        ..netmind_host::RunOptions::default()
-    };
-    tweak(&mut opts);
-    let report = job.run(&opts).expect("run set-up");
-    Ran { report, out }
+    run_job(&job, args, limits, tweak)
 }
 
 fn workspace() -> PathBuf {
@@ -77,20 +65,10 @@ fn cases() -> &'static Path {
     })
 }
 
-/// The ONNX Runtime library: `$ORT_DYLIB_PATH`, else the one in the installed
-/// onnxruntime wheel. Required when `NETMIND_REQUIRE_ORT` is set (as in CI).
+/// The ONNX Runtime library (`$ORT_DYLIB_PATH` or the installed onnxruntime wheel's).
+/// Required when `NETMIND_REQUIRE_ORT` is set (as in CI).
 fn ort_path() -> Option<PathBuf> {
-    let found = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let out = Command::new("python3")
-                .arg(workspace().join("scripts/onnxruntime-lib.py"))
-                .output()
-                .ok()?;
-            out.status
-                .success()
-                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-        });
+    let found = OrtBackend::discover();
     if found.is_none() {
         assert!(
             std::env::var_os("NETMIND_REQUIRE_ORT").is_none(),
