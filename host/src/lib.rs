@@ -31,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+mod core;
 mod error;
 pub mod limits;
 pub mod nn;

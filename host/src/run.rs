@@ -14,11 +14,14 @@ use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::core::CoreState;
 use crate::limits::{JobLimits, LimitKind, Limiter};
 use crate::nn::ModelUse;
-use crate::nn::wit::{JobNn, NnView};
+use crate::nn::job::{JobNn, NnCall};
+use crate::nn::wit::NnView;
+use crate::nn::witx::WitxState;
 use crate::output::{self, Usage};
-use crate::runtime::Job;
+use crate::runtime::{Code, Job};
 use crate::stdio::{Capture, Progress, RunObserver, Stream};
 use crate::{Error, Result};
 
@@ -198,8 +201,10 @@ impl ComponentState {
     pub(crate) fn nn_view(&mut self) -> NnView<'_> {
         NnView {
             table: &mut self.table,
-            nn: &mut self.nn,
-            guard: &mut self.guard,
+            call: NnCall {
+                nn: &mut self.nn,
+                guard: &mut self.guard,
+            },
         }
     }
 
@@ -346,22 +351,48 @@ impl Job {
         };
         let fuel_budget = limits.fuel.unwrap_or(u64::MAX);
 
-        let mut table = ResourceTable::new();
-        table.set_max_capacity(usize::try_from(limits.handles).unwrap_or(usize::MAX));
-        let state = ComponentState {
-            ctx: b.build(),
-            table,
-            guard,
-            nn: JobNn::new(rt.nn.clone()),
+        let handles = usize::try_from(limits.handles).unwrap_or(usize::MAX);
+        let nn = JobNn::new(rt.nn.clone());
+        let (outcome, fuel_left, guard, nn) = match &self.code {
+            Code::Component { pre, .. } => {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(handles);
+                let state = ComponentState {
+                    ctx: b.build(),
+                    table,
+                    guard,
+                    nn,
+                };
+                let mut store = new_store(&rt.engine, state, rt.config.fuel, fuel_budget)?;
+                let outcome = pre
+                    .instantiate(&mut store)
+                    .and_then(|cmd| cmd.wasi_cli_run().call_run(&mut store))
+                    .map(|r| if r.is_ok() { 0 } else { 1 });
+                let fuel_left = store.get_fuel().ok();
+                let ComponentState { guard, nn, .. } = store.into_data();
+                (outcome, fuel_left, guard, nn)
+            }
+            Code::Core { pre, .. } => {
+                let mut wasi = b.build_p1();
+                wasi.ctx().table.set_max_capacity(handles);
+                let state = CoreState {
+                    wasi,
+                    guard,
+                    nn,
+                    witx: WitxState::default(),
+                    stderr: stderr.clone(),
+                };
+                let mut store = new_store(&rt.engine, state, rt.config.fuel, fuel_budget)?;
+                let outcome = pre
+                    .instantiate(&mut store)
+                    .and_then(|i| i.get_typed_func::<(), ()>(&mut store, "_start"))
+                    .and_then(|start| start.call(&mut store, ()))
+                    .map(|()| 0);
+                let fuel_left = store.get_fuel().ok();
+                let CoreState { guard, nn, .. } = store.into_data();
+                (outcome, fuel_left, guard, nn)
+            }
         };
-        let mut store = new_store(&rt.engine, state, rt.config.fuel, fuel_budget)?;
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|cmd| cmd.wasi_cli_run().call_run(&mut store))
-            .map(|r| if r.is_ok() { 0 } else { 1 });
-        let fuel_left = store.get_fuel().ok();
-        let ComponentState { guard, nn, .. } = store.into_data();
         let wall_time = guard.started.elapsed();
         let cpu_time = guard
             .cpu_started
@@ -411,20 +442,37 @@ fn thread_cpu() -> Duration {
     ThreadTime::now().as_duration()
 }
 
-fn new_store(
+/// Store data that carries a [`Guard`].
+trait Guarded: Sized + Send + 'static {
+    fn guard(&mut self) -> &mut Guard;
+}
+
+impl Guarded for ComponentState {
+    fn guard(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+}
+
+impl Guarded for CoreState {
+    fn guard(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+}
+
+fn new_store<S: Guarded>(
     engine: &wasmtime::Engine,
-    state: ComponentState,
+    state: S,
     fuel: bool,
     budget: u64,
-) -> Result<Store<ComponentState>> {
+) -> Result<Store<S>> {
     let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.guard.limiter);
+    store.limiter(|s| &mut s.guard().limiter);
     if fuel {
         store.set_fuel(budget).map_err(Error::Wasmtime)?;
     }
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|mut ctx| ctx.data_mut().guard.check());
-    let guard = &mut store.data_mut().guard;
+    store.epoch_deadline_callback(|mut ctx| ctx.data_mut().guard().check());
+    let guard = store.data_mut().guard();
     guard.started = Instant::now();
     guard.cpu_started = Some(thread_cpu());
     Ok(store)

@@ -10,9 +10,12 @@ use wasi_preview1_component_adapter_provider::{
     WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME as ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
 };
 use wasmtime::component::{Component, Linker as ComponentLinker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Module, PoolingAllocationConfig,
+};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
+use crate::core::{CoreState, WITX_NN_MODULE};
 use crate::nn::NnHost;
 use crate::poll::DeadlinePollData;
 use crate::run::ComponentState;
@@ -81,6 +84,7 @@ pub(crate) struct Inner {
     pub(crate) pooling: bool,
     pub(crate) nn: Arc<NnHost>,
     component_linker: ComponentLinker<ComponentState>,
+    core_linker: wasmtime::Linker<CoreState>,
     compat: u64,
 }
 
@@ -151,6 +155,7 @@ impl Runtime {
         component_linker.allow_shadowing(false);
         crate::nn::wit::add_to_linker(&mut component_linker, ComponentState::nn_view)
             .map_err(Error::Engine)?;
+        let core_linker = crate::core::linker(&engine).map_err(Error::Engine)?;
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let compat = h.finish();
@@ -162,6 +167,7 @@ impl Runtime {
                 pooling,
                 nn,
                 component_linker,
+                core_linker,
                 compat,
             }),
         })
@@ -192,6 +198,23 @@ impl Runtime {
         let started = Instant::now();
         let kind = WasmKind::detect(wasm)?;
         let hash: [u8; 32] = Sha256::digest(wasm).into();
+        if kind == WasmKind::Module
+            && let Some((module, cached)) = self.witx_nn_module(&hash, wasm)?
+        {
+            let pre = self
+                .inner
+                .core_linker
+                .instantiate_pre(&module)
+                .map_err(Error::UnsupportedImport)?;
+            return Ok(Job {
+                runtime: self.clone(),
+                code: Code::Core { pre, module },
+                kind,
+                hash,
+                from_cache: cached,
+                load_time: started.elapsed(),
+            });
+        }
         let (component, cached) = self.compile_cached(kind, &hash, wasm)?;
         let pre = self
             .inner
@@ -201,13 +224,53 @@ impl Runtime {
         let pre = CommandPre::new(pre).map_err(Error::NotACommand)?;
         Ok(Job {
             runtime: self.clone(),
-            pre: Box::new(pre),
-            component,
+            code: Code::Component {
+                pre: Box::new(pre),
+                component,
+            },
             kind,
             hash,
             from_cache: cached,
             load_time: started.elapsed(),
         })
+    }
+
+    /// A core module that imports wasi-nn's witx ABI, compiled (or from the
+    /// cache) to run as a core module; `None` for any other module.
+    fn witx_nn_module(&self, hash: &[u8; 32], wasm: &[u8]) -> Result<Option<(Module, bool)>> {
+        let needle = WITX_NN_MODULE.as_bytes();
+        if !wasm.windows(needle.len()).any(|w| w == needle) {
+            return Ok(None);
+        }
+        let engine = &self.inner.engine;
+        let path = self
+            .cache_path(hash)
+            .map(|p| p.with_extension("core.cwasm"));
+        if let Some(path) = path.as_deref().filter(|p| p.exists()) {
+            match deserialize_module(engine, path) {
+                Ok(module) => return Ok(Some((module, true))),
+                Err(err) => {
+                    tracing::warn!(target: "host::cache", path = %path.display(), error = %err, "discarding unusable cache entry");
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        let module = Module::new(engine, wasm).map_err(Error::Compile)?;
+        if !module.imports().any(|i| i.module() == WITX_NN_MODULE) {
+            return Ok(None);
+        }
+        if module.get_export("_start").is_none() {
+            return Err(Error::NotACommand(wasmtime::format_err!(
+                "core module has no `_start` export"
+            )));
+        }
+        if let Some(path) = path
+            && let Ok(bytes) = module.serialize()
+            && let Err(err) = write_atomic(&path, &bytes)
+        {
+            tracing::warn!(target: "host::cache", path = %path.display(), error = %err, "cannot write cache entry");
+        }
+        Ok(Some((module, false)))
     }
 
     fn cache_path(&self, hash: &[u8; 32]) -> Option<PathBuf> {
@@ -257,6 +320,9 @@ impl Runtime {
     }
 }
 
+/// The import modules of the wasi-nn WIT interfaces, as `wit-bindgen` names them.
+const WASI_NN_PREFIX: &str = "wasi:nn/";
+
 /// Wraps a `wasm32-wasip1` command module into a preview-2 component.
 fn adapt_preview1(engine: &Engine, module: &[u8]) -> Result<Vec<u8>> {
     // Compile first, so that a broken module is reported as such and not as
@@ -267,9 +333,13 @@ fn adapt_preview1(engine: &Engine, module: &[u8]) -> Result<Vec<u8>> {
             "core module has no `_start` export"
         )));
     }
-    if let Some(i) = m.imports().find(|i| i.module() != ADAPTER_NAME) {
+    // WASI preview 1 through the adapter, and wasi-nn through its WIT interface
+    // (modules built with `wit-bindgen`, whose component-type section describes it).
+    let provided = |module: &str| module == ADAPTER_NAME || module.starts_with(WASI_NN_PREFIX);
+    if let Some(i) = m.imports().find(|i| !provided(i.module())) {
         return Err(Error::UnsupportedImport(wasmtime::format_err!(
-            "core module imports `{}::{}`; only `{ADAPTER_NAME}` (WASI preview 1) is provided",
+            "core module imports `{}::{}`; only `{ADAPTER_NAME}` (WASI preview 1) and \
+             `{WASI_NN_PREFIX}*` (wasi-nn through wit-bindgen) are provided",
             i.module(),
             i.name()
         )));
@@ -279,6 +349,15 @@ fn adapt_preview1(engine: &Engine, module: &[u8]) -> Result<Vec<u8>> {
         .and_then(|e| e.adapter(ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER))
         .and_then(|e| e.validate(true).encode())
         .map_err(|e| Error::UnsupportedImport(wasmtime::format_err!("{e:#}")))
+}
+
+#[allow(
+    unsafe_code,
+    reason = "loading native code the host itself compiled into its private cache"
+)]
+fn deserialize_module(engine: &Engine, path: &Path) -> wasmtime::Result<Module> {
+    // SAFETY: as for components below: a private cache of this engine's own artifacts.
+    unsafe { Module::deserialize_file(engine, path) }
 }
 
 #[allow(
@@ -345,11 +424,22 @@ impl WasmKind {
     }
 }
 
+/// What runs: a component, or a core module that uses wasi-nn's witx ABI.
+pub(crate) enum Code {
+    Component {
+        pre: Box<CommandPre<ComponentState>>,
+        component: Component,
+    },
+    Core {
+        pre: InstancePre<CoreState>,
+        module: Module,
+    },
+}
+
 /// A compiled, linked job, ready to run any number of times.
 pub struct Job {
     pub(crate) runtime: Runtime,
-    pub(crate) pre: Box<CommandPre<ComponentState>>,
-    component: Component,
+    pub(crate) code: Code,
     kind: WasmKind,
     hash: [u8; 32],
     from_cache: bool,
@@ -389,7 +479,15 @@ impl Job {
 
     /// The imports of the component that runs, e.g. `wasi:cli/environment@0.2.6`.
     pub fn imports(&self) -> Vec<String> {
-        component_imports(&self.runtime.inner.engine, &self.component)
+        match &self.code {
+            Code::Component { component, .. } => {
+                component_imports(&self.runtime.inner.engine, component)
+            }
+            Code::Core { module, .. } => module
+                .imports()
+                .map(|i| format!("{}::{}", i.module(), i.name()))
+                .collect(),
+        }
     }
 }
 

@@ -101,7 +101,7 @@ impl Capture {
     }
 
     /// Takes the bytes; returns whether the cap was exceeded.
-    fn push(&self, bytes: &[u8]) -> Result<(), LimitKind> {
+    pub(crate) fn push(&self, bytes: &[u8]) -> Result<(), LimitKind> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.exceeded || st.written + bytes.len() as u64 > self.cap {
             st.exceeded = true;

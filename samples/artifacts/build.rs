@@ -79,7 +79,7 @@ const TEST_PROGRAMS_P2: &[&str] = &[
 ];
 
 /// The test programs that are built for wasm32-wasip1 only.
-const TEST_PROGRAMS_P1: &[&str] = &["p1_unknown_import"];
+const TEST_PROGRAMS_P1: &[&str] = &["p1_unknown_import", "p1_nn_witx"];
 
 fn main() {
     let manifest_dir =
@@ -127,7 +127,7 @@ fn main() {
     );
 
     // wasm32-wasip1: hello and the preview 1 test programs, as core modules.
-    let mut p1_bins = vec!["netmind-sample-hello", "infinite_loop"];
+    let mut p1_bins = vec!["netmind-sample-hello", "infinite_loop", "nn_probe"];
     p1_bins.extend(TEST_PROGRAMS_P1);
     cargo_build(
         &workspace,
@@ -164,6 +164,13 @@ fn main() {
          preview 1 jobs are held to the same limits.",
         "TP_P1_INFINITE_LOOP",
         &artifact(&p1, "infinite_loop"),
+    );
+    push_const(
+        &mut code,
+        "The `nn_probe` test program built for wasm32-wasip1 (a core module using wasi-nn through \
+         `wit-bindgen`), to check that preview 1 jobs get wasi-nn too.",
+        "TP_P1_NN_PROBE",
+        &artifact(&p1, "nn_probe"),
     );
     push_const(
         &mut code,

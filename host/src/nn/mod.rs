@@ -16,12 +16,14 @@
 //! operator names ([`OrtBackend`]).
 
 mod backend;
+pub(crate) mod job;
 #[cfg(feature = "onnxruntime")]
 mod ort;
 mod registry;
 mod tensor;
 mod tract;
 pub(crate) mod wit;
+pub(crate) mod witx;
 
 use std::fmt;
 use std::sync::Arc;

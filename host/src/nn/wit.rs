@@ -2,15 +2,12 @@
 //! table, every byte and every second accounted to the job.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use super::backend::{Model, Session, bind_inputs};
-use super::registry::ModelUse;
-use super::{Encoding, ErrorCode, NnError, NnHost, Target, Tensor, TensorType};
-use crate::limits::LimitKind;
-use crate::run::Guard;
+use super::backend::{Model, Session};
+use super::job::{LoadedGraph, NnCall};
+use super::{Encoding, ErrorCode, NnError, Target, Tensor, TensorType};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -30,12 +27,9 @@ mod generated {
 }
 use generated::wasi::nn::{errors, graph, inference, tensor};
 
-/// A graph a job holds, and the host bytes charged to it for the graph.
+/// A graph a job holds.
 #[allow(unreachable_pub, reason = "named by the generated bindings")]
-pub struct GraphRes {
-    model: Arc<dyn Model>,
-    charged: u64,
-}
+pub struct GraphRes(LoadedGraph);
 
 /// A tensor a job holds. One the job built wrongly is kept with its error,
 /// which `compute` reports (a constructor cannot fail in wasi-nn).
@@ -45,48 +39,21 @@ pub struct TensorRes {
     invalid: Option<NnError>,
 }
 
-/// An execution context.
+/// An execution context; the session is out of it only while it computes.
 #[allow(unreachable_pub, reason = "named by the generated bindings")]
 pub struct ContextRes {
     model: Arc<dyn Model>,
-    session: Box<dyn Session>,
+    session: Option<Box<dyn Session>>,
 }
 
 /// An error resource.
 #[allow(unreachable_pub, reason = "named by the generated bindings")]
 pub struct ErrorRes(NnError);
 
-/// A job's wasi-nn state: the host service and what the job used of it.
-pub(crate) struct JobNn {
-    host: Arc<NnHost>,
-    /// Time spent loading and computing.
-    pub(crate) used: Duration,
-    /// Models loaded, in order.
-    pub(crate) models: Vec<ModelUse>,
-    /// `compute` calls made.
-    pub(crate) computes: u64,
-    tensors: u32,
-    graphs: u32,
-}
-
-impl JobNn {
-    pub(crate) fn new(host: Arc<NnHost>) -> Self {
-        Self {
-            host,
-            used: Duration::ZERO,
-            models: Vec::new(),
-            computes: 0,
-            tensors: 0,
-            graphs: 0,
-        }
-    }
-}
-
 /// What the wasi-nn host functions work on.
 pub(crate) struct NnView<'a> {
     pub(crate) table: &'a mut ResourceTable,
-    pub(crate) nn: &'a mut JobNn,
-    pub(crate) guard: &'a mut Guard,
+    pub(crate) call: NnCall<'a>,
 }
 
 struct HasNn;
@@ -116,76 +83,11 @@ impl NnView<'_> {
         Ok(Err(self.table.push(ErrorRes(err))?))
     }
 
-    /// Charges host bytes to the job's memory limit, or says why not.
-    fn charge(&mut self, bytes: u64, what: &str) -> Result<(), NnError> {
-        self.guard.limiter.charge(bytes).map_err(|(limit, in_use)| {
-            NnError::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "{what} needs {} of host memory, which would take the job past its memory limit of {} ({} in use)",
-                    crate::limits::bytes(bytes),
-                    crate::limits::bytes(limit),
-                    crate::limits::bytes(in_use)
-                ),
-            )
-        })
-    }
-
-    fn refund(&mut self, bytes: u64) {
-        self.guard.limiter.refund(bytes);
-    }
-
-    /// When inference must stop: the call limit, the job's inference budget,
-    /// and the job's wall time, whichever comes first. The flag says whether
-    /// the wall time is the binding one (then the job, not the call, ends).
-    fn deadline(&self) -> Result<(Instant, bool), NnError> {
-        let limits = self.host().limits();
-        let left = limits.job_time.saturating_sub(self.nn.used);
-        if left.is_zero() {
-            return Err(NnError::new(
-                ErrorCode::Timeout,
-                format!(
-                    "the job has used its {} of inference time on this host",
-                    humantime::format_duration(limits.job_time)
-                ),
-            ));
+    fn graph(&mut self, loaded: Result<LoadedGraph, NnError>) -> NnResult<Resource<GraphRes>> {
+        match loaded {
+            Ok(g) => Ok(Ok(self.table.push(GraphRes(g))?)),
+            Err(e) => self.fail(e),
         }
-        let now = Instant::now();
-        let call = now + limits.call_timeout.min(left);
-        let wall = self.guard.started + self.guard.limits.wall_time;
-        Ok(if wall < call {
-            (wall, true)
-        } else {
-            (call, false)
-        })
-    }
-
-    fn host(&self) -> &NnHost {
-        &self.nn.host
-    }
-
-    /// Ends the job for its wall-time limit.
-    fn kill_wall_time(&mut self) -> wasmtime::Error {
-        let limit = LimitKind::WallTime(self.guard.limits.wall_time);
-        let msg = limit.to_string();
-        self.guard.killed = Some(limit);
-        wasmtime::Error::msg(msg)
-    }
-
-    fn new_graph(&mut self, model: Arc<dyn Model>, charged: u64) -> NnResult<Resource<GraphRes>> {
-        self.nn.graphs += 1;
-        Ok(Ok(self.table.push(GraphRes { model, charged })?))
-    }
-
-    fn check_graph_count(&self) -> Result<(), NnError> {
-        let max = self.host().limits().max_graphs;
-        if self.nn.graphs >= max {
-            return Err(NnError::new(
-                ErrorCode::TooLarge,
-                format!("a job may hold at most {max} graphs at once; drop one first"),
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -240,74 +142,14 @@ impl graph::Host for NnView<'_> {
         enc: graph::GraphEncoding,
         tgt: graph::ExecutionTarget,
     ) -> NnResult<Resource<GraphRes>> {
-        let (enc, tgt) = (encoding(enc), target(tgt));
-        if let Err(e) = self.check_graph_count() {
-            return self.fail(e);
-        }
-        let [model] = builders.as_slice() else {
-            return self.fail(NnError::invalid(format!(
-                "an {enc} graph is built from exactly one builder (the model file's bytes), not {}",
-                builders.len()
-            )));
-        };
-        let max = self.host().limits().max_model_bytes;
-        if model.len() as u64 > max {
-            return self.fail(NnError::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "the model is {}; this host loads models of at most {} from jobs (ask for a registered model with load-by-name instead)",
-                    crate::limits::bytes(model.len() as u64),
-                    crate::limits::bytes(max)
-                ),
-            ));
-        }
-        let backend = match self.host().backend_for(enc, tgt) {
-            Ok(b) => b.clone(),
-            Err(e) => return self.fail(e),
-        };
-        // The backend holds about two copies of the weights while it prepares
-        // the model, and one after; charge the larger figure up front.
-        let charged = 2 * model.len() as u64;
-        if let Err(e) = self.charge(charged, "loading this model") {
-            return self.fail(e);
-        }
-        let started = Instant::now();
-        let loaded = backend.load(model, tgt);
-        self.nn.used += started.elapsed();
-        match loaded {
-            Ok(m) => {
-                let usage = ModelUse::new(None, model, backend.as_ref(), started);
-                tracing::debug!(target: "host::nn", sha256 = %usage.sha256, backend = %usage.backend, load_us = usage.load_us, "model loaded");
-                self.nn.models.push(usage);
-                self.new_graph(m, charged)
-            }
-            Err(e) => {
-                self.refund(charged);
-                self.fail(e)
-            }
-        }
+        let slices: Vec<&[u8]> = builders.iter().map(Vec::as_slice).collect();
+        let loaded = self.call.load(&slices, encoding(enc), target(tgt));
+        self.graph(loaded)
     }
 
     fn load_by_name(&mut self, name: String) -> NnResult<Resource<GraphRes>> {
-        if let Err(e) = self.check_graph_count() {
-            return self.fail(e);
-        }
-        let Some(found) = self.nn.host.registry.get(&name) else {
-            let names = self.nn.host.registry.names();
-            let have = if names.is_empty() {
-                "this host has no registered models".to_string()
-            } else {
-                format!("registered models: {}", names.join(", "))
-            };
-            return self.fail(NnError::new(
-                ErrorCode::NotFound,
-                format!("no model is registered under the name '{name}'; {have}"),
-            ));
-        };
-        let mut usage = found.usage;
-        usage.load_us = 0;
-        self.nn.models.push(usage);
-        self.new_graph(found.model, 0)
+        let loaded = self.call.load_by_name(&name);
+        self.graph(loaded)
     }
 }
 
@@ -316,17 +158,19 @@ impl graph::HostGraph for NnView<'_> {
         &mut self,
         graph: Resource<GraphRes>,
     ) -> NnResult<Resource<ContextRes>> {
-        let model = self.table.get(&graph)?.model.clone();
+        let model = self.table.get(&graph)?.0.model.clone();
         match model.session() {
-            Ok(session) => Ok(Ok(self.table.push(ContextRes { model, session })?)),
+            Ok(session) => Ok(Ok(self.table.push(ContextRes {
+                model,
+                session: Some(session),
+            })?)),
             Err(e) => self.fail(e),
         }
     }
 
     fn drop(&mut self, graph: Resource<GraphRes>) -> wasmtime::Result<()> {
         let g = self.table.delete(graph)?;
-        self.nn.graphs -= 1;
-        self.refund(g.charged);
+        self.call.release_graph(&g.0);
         Ok(())
     }
 }
@@ -339,14 +183,12 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
         ctx: Resource<ContextRes>,
         inputs: Vec<inference::NamedTensor>,
     ) -> NnResult<Vec<inference::NamedTensor>> {
-        self.nn.computes += 1;
         let mut given = Vec::with_capacity(inputs.len());
-        let mut held = 0u64;
+        let mut held = Vec::with_capacity(inputs.len());
         let mut invalid = None;
         for (name, handle) in inputs {
             let t = self.table.delete(handle)?;
-            self.nn.tensors -= 1;
-            held += t.tensor.data.len() as u64;
+            held.push(t.tensor.data.len());
             if let Some(e) = t.invalid {
                 invalid.get_or_insert(NnError::new(
                     e.code,
@@ -355,13 +197,33 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
             }
             given.push((name, t.tensor));
         }
+        let context = self.table.get_mut(&ctx)?;
+        let model = context.model.clone();
+        let mut session = context
+            .session
+            .take()
+            .ok_or_else(|| wasmtime::Error::msg("execution context in use"))?;
         let result = match invalid {
             Some(e) => Ok(Err(e)),
-            None => self.run(&ctx, given),
+            None => self.call.infer(model.as_ref(), session.as_mut(), given),
         };
-        self.refund(held);
+        self.table.get_mut(&ctx)?.session = Some(session);
+        // Inputs are the host's until compute returns; then they are gone.
+        for bytes in held {
+            self.call.release_tensor(bytes);
+        }
         match result? {
-            Ok(outputs) => Ok(Ok(outputs)),
+            Ok(outputs) => {
+                let mut handles = Vec::with_capacity(outputs.len());
+                for (name, tensor) in outputs {
+                    let res = TensorRes {
+                        tensor,
+                        invalid: None,
+                    };
+                    handles.push((name, self.table.push(res)?));
+                }
+                Ok(Ok(handles))
+            }
             Err(e) => self.fail(e),
         }
     }
@@ -369,101 +231,6 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
     fn drop(&mut self, ctx: Resource<ContextRes>) -> wasmtime::Result<()> {
         self.table.delete(ctx)?;
         Ok(())
-    }
-}
-
-impl NnView<'_> {
-    /// Runs a context; the outer error ends the job, the inner one goes to the guest.
-    #[allow(
-        clippy::type_complexity,
-        reason = "trap or guest error, spelled out once"
-    )]
-    fn run(
-        &mut self,
-        ctx: &Resource<ContextRes>,
-        given: Vec<(String, Tensor)>,
-    ) -> wasmtime::Result<Result<Vec<inference::NamedTensor>, NnError>> {
-        let (deadline, wall_bound) = match self.deadline() {
-            Ok(d) => d,
-            Err(e) => return Ok(Err(e)),
-        };
-        let limits = self.host().limits().clone();
-        let context = self.table.get_mut(ctx)?;
-        let inputs = match bind_inputs(context.model.inputs(), given) {
-            Ok(i) => i,
-            Err(e) => return Ok(Err(e)),
-        };
-        let started = Instant::now();
-        let outputs = context.session.run(inputs, deadline);
-        let names: Vec<String> = context
-            .model
-            .outputs()
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
-        self.nn.used += started.elapsed();
-        let outputs = match outputs {
-            Ok(o) => o,
-            Err(e) if e.code == ErrorCode::Timeout && wall_bound => {
-                return Err(self.kill_wall_time());
-            }
-            Err(e) if e.code == ErrorCode::Timeout => {
-                return Ok(Err(NnError::new(
-                    ErrorCode::Timeout,
-                    format!(
-                        "inference ran past this host's limit of {} per compute call or {} per job",
-                        humantime::format_duration(limits.call_timeout),
-                        humantime::format_duration(limits.job_time)
-                    ),
-                )));
-            }
-            Err(e) => return Ok(Err(e)),
-        };
-        let mut handles = Vec::with_capacity(outputs.len());
-        for (i, t) in outputs.into_iter().enumerate() {
-            let name = names.get(i).cloned().unwrap_or_else(|| i.to_string());
-            let res = self
-                .admit(&t, Some(&format!("output '{name}'")))
-                .map(|()| TensorRes {
-                    tensor: t,
-                    invalid: None,
-                });
-            match res {
-                Ok(res) => {
-                    self.nn.tensors += 1;
-                    handles.push((name, self.table.push(res)?));
-                }
-                Err(e) => {
-                    for (_, h) in handles {
-                        let t = self.table.delete(h)?;
-                        self.nn.tensors -= 1;
-                        self.refund(t.tensor.data.len() as u64);
-                    }
-                    return Ok(Err(e));
-                }
-            }
-        }
-        Ok(Ok(handles))
-    }
-
-    /// Checks a tensor against the size and count limits and charges its bytes.
-    fn admit(&mut self, t: &Tensor, what: Option<&str>) -> Result<(), NnError> {
-        let limits = self.host().limits().clone();
-        if self.nn.tensors >= limits.max_tensors {
-            return Err(NnError::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "a job may hold at most {} tensors at once; drop some first",
-                    limits.max_tensors
-                ),
-            ));
-        }
-        t.validate(limits.max_tensor_bytes)
-            .map_err(|e| match what {
-                Some(what) => NnError::new(e.code, format!("{what}: {}", e.message)),
-                None => e,
-            })?;
-        self.charge(t.data.len() as u64, what.unwrap_or("this tensor"))
     }
 }
 
@@ -481,27 +248,25 @@ impl tensor::HostTensor for NnView<'_> {
             ty: tensor_type(ty),
             data,
         };
-        let invalid = match self.admit(&tensor, None) {
-            Ok(()) => None,
+        let res = match self.call.admit(&tensor, None) {
+            Ok(()) => TensorRes {
+                tensor,
+                invalid: None,
+            },
             // A job past its memory limit ends as it would had its own memory grown.
             Err(e) if e.code == ErrorCode::TooLarge && e.message.contains("memory limit") => {
-                self.guard.limiter.refused =
-                    Some(LimitKind::Memory(self.guard.limits.memory_bytes));
-                return Err(wasmtime::Error::msg(e.message));
+                return Err(self.call.out_of_memory(e.message));
             }
-            Err(e) => Some(e),
+            // A tensor that will never be computed on holds no data, and is not counted.
+            Err(e) => TensorRes {
+                tensor: Tensor {
+                    data: Vec::new(),
+                    ..tensor
+                },
+                invalid: Some(e),
+            },
         };
-        // A tensor that will never be computed on holds no data.
-        let tensor = if invalid.is_some() {
-            Tensor {
-                data: Vec::new(),
-                ..tensor
-            }
-        } else {
-            tensor
-        };
-        self.nn.tensors += 1;
-        Ok(self.table.push(TensorRes { tensor, invalid })?)
+        Ok(self.table.push(res)?)
     }
 
     fn dimensions(&mut self, t: Resource<TensorRes>) -> wasmtime::Result<tensor::TensorDimensions> {
@@ -518,8 +283,9 @@ impl tensor::HostTensor for NnView<'_> {
 
     fn drop(&mut self, t: Resource<TensorRes>) -> wasmtime::Result<()> {
         let t = self.table.delete(t)?;
-        self.nn.tensors -= 1;
-        self.refund(t.tensor.data.len() as u64);
+        if t.invalid.is_none() {
+            self.call.release_tensor(t.tensor.data.len());
+        }
         Ok(())
     }
 }

@@ -351,6 +351,29 @@ fn bad_calls_get_the_right_wasi_nn_error_and_a_message_that_says_what_to_fix() {
 }
 
 #[test]
+fn wasip1_modules_get_wasi_nn_through_the_same_interface() {
+    for (backend, rt) in backends() {
+        for (args, want) in [
+            (&["ok"][..], "ok y[4, 8]"),
+            (
+                &["shape"],
+                "error InvalidArgument: input 'x' f32 [4, 16] cannot take a tensor",
+            ),
+        ] {
+            let ran = run_in(
+                rt,
+                art::TP_P1_NN_PROBE,
+                args,
+                Some(&cases().join("mlp")),
+                None,
+            );
+            assert_ok(&ran, backend);
+            assert!(ran.stdout().contains(want), "{backend}: {}", ran.stdout());
+        }
+    }
+}
+
+#[test]
 fn models_over_the_size_limit_are_refused() {
     let (rt, _) = nn_runtime(
         Arc::new(TractBackend::default()),
@@ -516,4 +539,114 @@ fn a_missing_or_wrong_onnx_runtime_library_is_reported_at_start_up() {
             );
         }
     }
+}
+
+#[test]
+fn wasip1_modules_on_the_witx_abi_get_wasi_nn_under_the_same_limits() {
+    let mlp = cases().join("mlp");
+    let witx = |rt: &Runtime, args: &[&str], limits: JobLimits| {
+        run_with(rt, art::TP_P1_NN_WITX, args, limits, |o| {
+            o.input_dir = Some(mlp.clone());
+        })
+    };
+    for (backend, rt) in backends() {
+        let ran = witx(rt, &["ok"], limits());
+        assert_ok(&ran, backend);
+        // Softmax rows: 4 rows of 8 probabilities summing to 1 each.
+        assert!(
+            ran.stdout().contains("ok ok 128 bytes, sum 4.000"),
+            "{backend}: {}",
+            ran.stdout()
+        );
+        assert_eq!(ran.report.nn.models.len(), 1);
+        assert_eq!(ran.report.nn.models[0].backend, *backend);
+        // The ABI only has codes; the message goes to the job's stderr.
+        for (args, code, message) in [
+            (
+                &["shape"][..],
+                "Caller module passed an invalid argument",
+                "wasi-nn: invalid-argument: input 'x' f32 [4, 16] cannot take a tensor of dimensions [16, 4]",
+            ),
+            (
+                &["small-buffer"],
+                "Too Large",
+                "wasi-nn: too-large: output 0 is 128 bytes but the buffer holds 16",
+            ),
+            (
+                &["garbage"],
+                "Caller module passed an invalid argument",
+                "wasi-nn: invalid-argument: ",
+            ),
+            (
+                &["by-name", "nope"],
+                "Not Found",
+                "no model is registered under the name 'nope'",
+            ),
+        ] {
+            let ran = witx(rt, args, limits());
+            assert_ok(&ran, backend);
+            let stderr = String::from_utf8_lossy(&ran.report.stderr);
+            assert!(
+                ran.stdout().contains(&format!(
+                    "{} error Backend Error: WASI-NN Backend Error: {code}",
+                    args[0]
+                )),
+                "{backend} {args:?}: {}",
+                ran.stdout()
+            );
+            assert!(stderr.contains(message), "{backend} {args:?}: {stderr}");
+        }
+    }
+    let rt = &backends()[0].1;
+    // Sleeping in poll_oneoff is held to the wall-time limit.
+    let wall = Duration::from_millis(300);
+    let ran = witx(
+        rt,
+        &["sleep"],
+        JobLimits {
+            wall_time: wall,
+            ..limits()
+        },
+    );
+    assert_eq!(
+        ran.report.termination,
+        Termination::LimitExceeded(LimitKind::WallTime(wall))
+    );
+    assert!(ran.report.wall_time < Duration::from_secs(3));
+    // Wasm code is held to the CPU and memory limits as on the component path.
+    let cpu = Duration::from_millis(200);
+    let ran = witx(
+        rt,
+        &["spin"],
+        JobLimits {
+            cpu_time: cpu,
+            ..limits()
+        },
+    );
+    assert_eq!(
+        ran.report.termination,
+        Termination::LimitExceeded(LimitKind::CpuTime(cpu))
+    );
+    let ran = witx(rt, &["grow"], limits_with_memory(32 << 20));
+    assert_eq!(
+        ran.report.termination,
+        Termination::LimitExceeded(LimitKind::Memory(32 << 20))
+    );
+    assert!(ran.report.peak_memory <= 32 << 20);
+    // Open files are held to the handle limit.
+    let ran = witx(
+        rt,
+        &["open-files"],
+        JobLimits {
+            handles: 64,
+            ..limits()
+        },
+    );
+    assert!(
+        ran.report.termination == Termination::LimitExceeded(LimitKind::Handles(64))
+            || ran.stdout().contains("open-files error"),
+        "{}: {}",
+        ran.report.termination,
+        ran.stdout()
+    );
 }
