@@ -582,6 +582,21 @@ fn wasip1_modules_on_the_witx_abi_get_wasi_nn_under_the_same_limits() {
                 "Not Found",
                 "no model is registered under the name 'nope'",
             ),
+            (
+                &["compute-first"],
+                "Caller module passed an invalid argument",
+                "wasi-nn: invalid-argument: input 'x' f32 [4, 16] was not given",
+            ),
+            (
+                &["no-output"],
+                "Caller module passed an invalid argument",
+                "wasi-nn: invalid-argument: there are no outputs yet: call compute first",
+            ),
+            (
+                &["bad-output"],
+                "Caller module passed an invalid argument",
+                "wasi-nn: invalid-argument: output index 5 is out of range: the model has 1 outputs",
+            ),
         ] {
             let ran = witx(rt, args, limits());
             assert_ok(&ran, backend);

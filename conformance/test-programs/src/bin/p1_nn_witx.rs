@@ -35,6 +35,24 @@ mod probe {
             "ok" => infer(&load(&model()).map_err(e)?, &[4, 16], 32).map_err(e),
             "shape" => infer(&load(&model()).map_err(e)?, &[16, 4], 32).map_err(e),
             "small-buffer" => infer(&load(&model()).map_err(e)?, &[4, 16], 4).map_err(e),
+            "compute-first" => {
+                let g = load(&model()).map_err(e)?;
+                let mut ctx = g.init_execution_context().map_err(e)?;
+                ctx.compute().map(|()| "computed".into()).map_err(e)
+            }
+            "no-output" | "bad-output" => {
+                let g = load(&model()).map_err(e)?;
+                let mut ctx = g.init_execution_context().map_err(e)?;
+                if case == "bad-output" {
+                    let x = vec![0f32; 64];
+                    ctx.set_input(0, TensorType::F32, &[4, 16], &x).map_err(e)?;
+                    ctx.compute().map_err(e)?;
+                }
+                let mut y = vec![0f32; 32];
+                ctx.get_output(5, &mut y)
+                    .map(|n| format!("{n} bytes"))
+                    .map_err(e)
+            }
             "garbage" => load(b"not a model").map(|_| "loaded".into()).map_err(e),
             "by-name" => {
                 let g = GraphBuilder::new(GraphEncoding::Onnx, ExecutionTarget::CPU)
