@@ -44,8 +44,13 @@ impl WitxHost for CoreState {
     }
 
     fn explain(&mut self, message: &str) {
-        // Past the stderr cap the message is dropped; the code still reaches the job.
-        let _ = self.stderr.push(message.as_bytes());
+        // At most 1 KiB, and only while it fits under the job's stderr cap; the
+        // code still reaches the job either way.
+        let mut end = message.len().min(1024);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.stderr.note(&message.as_bytes()[..end]);
     }
 }
 

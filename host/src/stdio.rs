@@ -101,7 +101,19 @@ impl Capture {
     }
 
     /// Takes the bytes; returns whether the cap was exceeded.
-    pub(crate) fn push(&self, bytes: &[u8]) -> Result<(), LimitKind> {
+    /// Adds a line of the host's (a message for the job's author) when it fits
+    /// under the cap; never marks the stream as over its limit.
+    pub(crate) fn note(&self, bytes: &[u8]) {
+        let fits = {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            !st.exceeded && st.written + bytes.len() as u64 <= self.cap
+        };
+        if fits {
+            let _ = self.push(bytes);
+        }
+    }
+
+    fn push(&self, bytes: &[u8]) -> Result<(), LimitKind> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.exceeded || st.written + bytes.len() as u64 > self.cap {
             st.exceeded = true;

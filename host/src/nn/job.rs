@@ -22,9 +22,24 @@ pub(crate) struct JobNn {
     pub(crate) computes: u64,
     tensors: u32,
     graphs: u32,
+    contexts: u32,
+    /// Graphs the job dropped while contexts still used their model: their
+    /// charge and graph slot are held until the last context goes.
+    orphans: Vec<LoadedGraph>,
 }
 
 impl JobNn {
+    /// Records a model the job used, once per model and name.
+    fn used_model(&mut self, usage: ModelUse) {
+        if !self
+            .models
+            .iter()
+            .any(|m| m.sha256 == usage.sha256 && m.name == usage.name)
+        {
+            self.models.push(usage);
+        }
+    }
+
     pub(crate) fn new(host: Arc<NnHost>) -> Self {
         Self {
             host,
@@ -33,6 +48,8 @@ impl JobNn {
             computes: 0,
             tensors: 0,
             graphs: 0,
+            contexts: 0,
+            orphans: Vec::new(),
         }
     }
 }
@@ -158,24 +175,10 @@ impl NnCall<'_> {
         tgt: Target,
     ) -> Result<LoadedGraph, NnError> {
         self.check_graph_count()?;
-        let [model] = builders else {
-            return Err(NnError::invalid(format!(
-                "an {enc} graph is built from exactly one builder (the model file's bytes), not {}",
-                builders.len()
-            )));
-        };
-        let max = self.host().limits().max_model_bytes;
-        if model.len() as u64 > max {
-            return Err(NnError::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "the model is {}; this host loads models of at most {} from jobs (ask for a registered model with load-by-name instead)",
-                    crate::limits::bytes(model.len() as u64),
-                    crate::limits::bytes(max)
-                ),
-            ));
-        }
+        self.deadline()?;
         let backend = self.host().backend_for(enc, tgt)?.clone();
+        self.check_builders(enc, builders.len(), builders.first().map_or(0, |b| b.len()))?;
+        let model = builders[0];
         // The backend holds about two copies of the weights while it prepares
         // the model, and one after; charge the larger figure up front.
         let charged = 2 * model.len() as u64;
@@ -187,7 +190,7 @@ impl NnCall<'_> {
             Ok(m) => {
                 let usage = ModelUse::new(None, model, backend.as_ref(), started);
                 tracing::debug!(target: "host::nn", sha256 = %usage.sha256, backend = %usage.backend, load_us = usage.load_us, "model loaded");
-                self.nn.models.push(usage);
+                self.nn.used_model(usage);
                 self.nn.graphs += 1;
                 Ok(LoadedGraph { model: m, charged })
             }
@@ -196,6 +199,33 @@ impl NnCall<'_> {
                 Err(e)
             }
         }
+    }
+
+    /// Checks the builders of a `load` before any of them is copied: exactly
+    /// one (the model file), within the host's model size limit.
+    pub(crate) fn check_builders(
+        &self,
+        enc: Encoding,
+        count: usize,
+        len: usize,
+    ) -> Result<(), NnError> {
+        if count != 1 {
+            return Err(NnError::invalid(format!(
+                "an {enc} graph is built from exactly one builder (the model file's bytes), not {count}"
+            )));
+        }
+        let max = self.host().limits().max_model_bytes;
+        if len as u64 > max {
+            return Err(NnError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "the model is {}; this host loads models of at most {} from jobs (ask for a registered model with load-by-name instead)",
+                    crate::limits::bytes(len as u64),
+                    crate::limits::bytes(max)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// `load-by-name`: a model the host operator registered, shared and warm.
@@ -215,7 +245,7 @@ impl NnCall<'_> {
         };
         let mut usage = found.usage;
         usage.load_us = 0;
-        self.nn.models.push(usage);
+        self.nn.used_model(usage);
         self.nn.graphs += 1;
         Ok(LoadedGraph {
             model: found.model,
@@ -223,10 +253,43 @@ impl NnCall<'_> {
         })
     }
 
-    /// Gives back a graph's bytes and its place in the graph count.
-    pub(crate) fn release_graph(&mut self, g: &LoadedGraph) {
-        self.nn.graphs = self.nn.graphs.saturating_sub(1);
-        self.guard.limiter.refund(g.charged);
+    /// Gives back a graph's bytes and its place in the graph count, once no
+    /// execution context uses its model any more.
+    pub(crate) fn release_graph(&mut self, g: LoadedGraph) {
+        self.nn.orphans.push(g);
+        self.sweep_orphans();
+    }
+
+    fn sweep_orphans(&mut self) {
+        let (free, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.nn.orphans)
+            .into_iter()
+            .partition(|g| g.charged == 0 || Arc::strong_count(&g.model) == 1);
+        self.nn.orphans = held;
+        for g in free {
+            self.nn.graphs = self.nn.graphs.saturating_sub(1);
+            self.guard.limiter.refund(g.charged);
+        }
+    }
+
+    /// A new execution context of `model`, within the job's context limit.
+    pub(crate) fn new_context(&mut self, model: &dyn Model) -> Result<Box<dyn Session>, NnError> {
+        let max = self.host().limits().max_contexts;
+        if self.nn.contexts >= max {
+            return Err(NnError::new(
+                ErrorCode::TooLarge,
+                format!("a job may hold at most {max} execution contexts at once; drop one first"),
+            ));
+        }
+        let session = model.session()?;
+        self.nn.contexts += 1;
+        Ok(session)
+    }
+
+    /// Gives back an execution context's place (its session is dropped by the caller).
+    pub(crate) fn release_context(&mut self, session: Box<dyn Session>) {
+        drop(session);
+        self.nn.contexts = self.nn.contexts.saturating_sub(1);
+        self.sweep_orphans();
     }
 
     /// Runs `session` of `model` on named inputs and returns the outputs,

@@ -33,7 +33,7 @@ pub use backend::{Backend, BackendInfo, IoSpec, Model, Session};
 #[cfg(feature = "onnxruntime")]
 pub use ort::{ORT_DYLIB_ENV, OrtBackend, OrtStatus};
 pub use registry::ModelUse;
-pub use tensor::{Tensor, TensorType};
+pub use tensor::{MAX_RANK, Tensor, TensorType};
 pub use tract::TractBackend;
 
 /// A model format (`wasi:nn/graph.graph-encoding`).
@@ -185,6 +185,9 @@ pub struct NnLimits {
     pub max_tensors: u32,
     /// Graphs a job may hold at once.
     pub max_graphs: u32,
+    /// Execution contexts a job may hold at once (each holds backend state,
+    /// and with ONNX Runtime a watchdog thread).
+    pub max_contexts: u32,
     /// Longest single `compute` call.
     pub call_timeout: Duration,
     /// Inference time a job may use in all (load and compute together).
@@ -198,6 +201,7 @@ impl Default for NnLimits {
             max_tensor_bytes: 256 << 20,
             max_tensors: 256,
             max_graphs: 8,
+            max_contexts: 16,
             call_timeout: Duration::from_secs(60),
             job_time: Duration::from_secs(600),
         }

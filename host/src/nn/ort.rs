@@ -141,18 +141,20 @@ fn preflight(path: &Path) -> Result<String, String> {
     }
     // SAFETY: `base` is non-null and points at the library's static OrtApiBase,
     // whose GetVersionString returns a static NUL-terminated string.
-    let version = unsafe { CStr::from_ptr(((*base).GetVersionString)()) }
+    let version = unsafe { ((*base).GetVersionString)() };
+    if version.is_null() {
+        return Err(format!("{} reports no version", path.display()));
+    }
+    // SAFETY: non-null, and ONNX Runtime returns a static NUL-terminated string.
+    let version = unsafe { CStr::from_ptr(version) }
         .to_string_lossy()
         .into_owned();
-    let minor = version
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse::<u32>().ok())
-        .unwrap_or(0);
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     let needed = ort_sys::ORT_API_VERSION;
     // SAFETY: as above; GetApi returns null for API versions the library lacks.
     let api = unsafe { ((*base).GetApi)(needed) };
-    if minor < needed || api.is_null() {
+    if (major, minor) < (1, needed) || api.is_null() {
         return Err(format!(
             "ONNX Runtime {version} at {} is too old: this host needs 1.{needed} or newer; {how}",
             path.display()
@@ -294,6 +296,15 @@ impl Watchdog {
     }
 }
 
+/// Sends the watchdog its "run ended" when dropped.
+struct Disarm<'a>(&'a mpsc::Sender<Option<(Instant, Arc<RunOptions>)>>);
+
+impl Drop for Disarm<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.send(None);
+    }
+}
+
 struct OrtSession {
     inner: Arc<Inner>,
     watchdog: Watchdog,
@@ -308,19 +319,39 @@ impl Session for OrtSession {
         let inner = &self.inner;
         let watchdog = &self.watchdog;
         guarded("running the model", || {
-            let mut session = inner
-                .session
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Jobs sharing a registered model take turns, each until its deadline.
+            let mut session = loop {
+                match inner.session.try_lock() {
+                    Ok(s) => break s,
+                    Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) if Instant::now() >= deadline => {
+                        return Err(NnError::new(
+                            ErrorCode::Timeout,
+                            "the shared model stayed busy past the deadline",
+                        ));
+                    }
+                    Err(std::sync::TryLockError::WouldBlock) => {
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                    }
+                }
+            };
             let named: Vec<(&str, &DynValue)> = inner
                 .inputs
                 .iter()
                 .map(|s| s.name.as_str())
                 .zip(values.iter())
                 .collect();
+            if Instant::now() >= deadline {
+                return Err(NnError::new(
+                    ErrorCode::Timeout,
+                    "inference ran past its deadline",
+                ));
+            }
             let _ = watchdog.tx.send(Some((deadline, options.clone())));
+            // Disarms the watchdog however the run ends, a panic included.
+            let disarm = Disarm(&watchdog.tx);
             let outputs = session.run_with_options(named, &options);
-            let _ = watchdog.tx.send(None);
+            drop(disarm);
             let outputs = outputs.map_err(|e| {
                 if Instant::now() >= deadline {
                     NnError::new(ErrorCode::Timeout, "inference ran past its deadline")

@@ -4,6 +4,9 @@ use std::fmt;
 
 use super::NnError;
 
+/// The most dimensions a tensor may have.
+pub const MAX_RANK: usize = 16;
+
 /// Element types (`wasi:nn/tensor.tensor-type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TensorType {
@@ -130,6 +133,12 @@ impl Tensor {
     /// Checks that the data is exactly as long as the dimensions and type say,
     /// and at most `max_bytes` long.
     pub fn validate(&self, max_bytes: u64) -> Result<(), NnError> {
+        if self.dims.len() > MAX_RANK {
+            return Err(NnError::invalid(format!(
+                "a tensor has at most {MAX_RANK} dimensions, not {}",
+                self.dims.len()
+            )));
+        }
         let declared = Self::element_count(&self.dims)
             .and_then(|n| n.checked_mul(self.ty.size() as u64))
             .ok_or_else(|| {
@@ -193,6 +202,10 @@ mod tests {
         let e = big.validate(1 << 30).unwrap_err();
         assert_eq!(e.code, ErrorCode::TooLarge);
         assert!(e.message.contains("limit per tensor is 1.0 GiB"), "{e}");
+        let deep = Tensor::from_f32(&[1; 17], &[0.0]);
+        let e = deep.validate(1 << 30).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        assert!(e.message.contains("at most 16 dimensions, not 17"), "{e}");
     }
 
     #[test]

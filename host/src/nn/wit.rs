@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable, WasmList, WasmStr};
+use wasmtime::{AsContext, StoreContextMut};
 
 use super::backend::{Model, Session};
 use super::job::{LoadedGraph, NnCall};
@@ -71,8 +72,87 @@ pub(crate) fn add_to_linker<T: 'static>(
     tensor::add_to_linker::<_, HasNn>(linker, view)?;
     inference::add_to_linker::<_, HasNn>(linker, view)?;
     errors::add_to_linker::<_, HasNn>(linker, view)?;
+    // The generated glue lifts every `list<list<u8>>` builder and every input
+    // name before the host sees them; a job could list the same large buffer
+    // millions of times. These two functions lift lazily and check first.
+    linker.allow_shadowing(true);
+    linker.instance(GRAPH)?.func_wrap(
+        "load",
+        move |mut store: StoreContextMut<'_, T>, (builders, enc, tgt): LoadParams| {
+            let enc = encoding(enc);
+            let count = view(store.data_mut())
+                .call
+                .check_builders(enc, builders.len(), 0);
+            if let Err(e) = count {
+                return Ok((view(store.data_mut()).fail(e)?,));
+            }
+            let Some(first) = builders.get(&mut store, 0) else {
+                return Err(wasmtime::Error::msg("a one-element list has no element 0"));
+            };
+            let first = first?;
+            let size = view(store.data_mut())
+                .call
+                .check_builders(enc, 1, first.len());
+            if let Err(e) = size {
+                return Ok((view(store.data_mut()).fail(e)?,));
+            }
+            let bytes = first.as_le_slice(store.as_context()).to_vec();
+            let mut v = view(store.data_mut());
+            let loaded = v.call.load(&[&bytes], enc, target(tgt));
+            Ok((v.graph(loaded)?,))
+        },
+    )?;
+    linker.instance(INFERENCE)?.func_wrap(
+        "[method]graph-execution-context.compute",
+        move |mut store: StoreContextMut<'_, T>, (ctx, inputs): ComputeParams| {
+            let mut named = Vec::with_capacity(inputs.len().min(1024));
+            let mut too_long = None;
+            for i in 0..inputs.len() {
+                let Some(item) = inputs.get(&mut store, i) else {
+                    break;
+                };
+                let (name, handle) = item?;
+                let name = name.to_str(store.as_context())?;
+                if name.len() > MAX_NAME {
+                    too_long.get_or_insert(name.len());
+                    named.push((String::new(), handle));
+                } else {
+                    named.push((name.into_owned(), handle));
+                }
+            }
+            let mut v = view(store.data_mut());
+            if let Some(len) = too_long {
+                for (_, handle) in named {
+                    tensor::HostTensor::drop(&mut v, handle)?;
+                }
+                let e = NnError::invalid(format!(
+                    "an input name is {len} bytes; names are at most {MAX_NAME}"
+                ));
+                return Ok((v.fail(e)?,));
+            }
+            Ok((inference::HostGraphExecutionContext::compute(
+                &mut v, ctx, named,
+            )?,))
+        },
+    )?;
+    linker.allow_shadowing(false);
     Ok(())
 }
+
+const GRAPH: &str = "wasi:nn/graph@0.2.0-rc-2024-10-28";
+const INFERENCE: &str = "wasi:nn/inference@0.2.0-rc-2024-10-28";
+/// The longest input name a job may pass.
+const MAX_NAME: usize = 1024;
+
+type LoadParams = (
+    WasmList<WasmList<u8>>,
+    graph::GraphEncoding,
+    graph::ExecutionTarget,
+);
+type ComputeParams = (
+    Resource<ContextRes>,
+    WasmList<(WasmStr, Resource<TensorRes>)>,
+);
 
 type NnResult<T> = wasmtime::Result<Result<T, Resource<ErrorRes>>>;
 
@@ -159,7 +239,7 @@ impl graph::HostGraph for NnView<'_> {
         graph: Resource<GraphRes>,
     ) -> NnResult<Resource<ContextRes>> {
         let model = self.table.get(&graph)?.0.model.clone();
-        match model.session() {
+        match self.call.new_context(model.as_ref()) {
             Ok(session) => Ok(Ok(self.table.push(ContextRes {
                 model,
                 session: Some(session),
@@ -170,7 +250,7 @@ impl graph::HostGraph for NnView<'_> {
 
     fn drop(&mut self, graph: Resource<GraphRes>) -> wasmtime::Result<()> {
         let g = self.table.delete(graph)?;
-        self.call.release_graph(&g.0);
+        self.call.release_graph(g.0);
         Ok(())
     }
 }
@@ -188,7 +268,9 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
         let mut invalid = None;
         for (name, handle) in inputs {
             let t = self.table.delete(handle)?;
-            held.push(t.tensor.data.len());
+            if t.invalid.is_none() {
+                held.push(t.tensor.data.len());
+            }
             if let Some(e) = t.invalid {
                 invalid.get_or_insert(NnError::new(
                     e.code,
@@ -229,7 +311,11 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
     }
 
     fn drop(&mut self, ctx: Resource<ContextRes>) -> wasmtime::Result<()> {
-        self.table.delete(ctx)?;
+        let ContextRes { model, session } = self.table.delete(ctx)?;
+        drop(model);
+        if let Some(session) = session {
+            self.call.release_context(session);
+        }
         Ok(())
     }
 }
@@ -257,9 +343,10 @@ impl tensor::HostTensor for NnView<'_> {
             Err(e) if e.code == ErrorCode::TooLarge && e.message.contains("memory limit") => {
                 return Err(self.call.out_of_memory(e.message));
             }
-            // A tensor that will never be computed on holds no data, and is not counted.
+            // A tensor that will never be computed on holds nothing, and is not counted.
             Err(e) => TensorRes {
                 tensor: Tensor {
+                    dims: Vec::new(),
                     data: Vec::new(),
                     ..tensor
                 },

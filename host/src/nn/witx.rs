@@ -162,13 +162,17 @@ impl<T: WitxHost> generated::wasi_ephemeral_nn::WasiEphemeralNn for T {
         enc: types::GraphEncoding,
         tgt: types::ExecutionTarget,
     ) -> Result<types::Graph> {
-        let mut bytes = Vec::with_capacity(builders.len() as usize);
-        for b in builders.iter() {
-            let ptr = memory.read(b?)?;
-            bytes.push(memory.to_vec(ptr)?);
-        }
-        let slices: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
-        let graph = self.call().load(&slices, encoding(enc), target(tgt))?;
+        // Nothing is copied before the count and the size are checked.
+        let enc = encoding(enc);
+        self.call()
+            .check_builders(enc, builders.len() as usize, 0)?;
+        let first = builders
+            .get(0)
+            .ok_or_else(|| NnError::invalid("no builder"))?;
+        let ptr = memory.read(first)?;
+        self.call().check_builders(enc, 1, ptr.len() as usize)?;
+        let bytes = memory.to_vec(ptr)?;
+        let graph = self.call().load(&[&bytes], enc, target(tgt))?;
         let witx = self.witx();
         let h = witx.handle();
         witx.graphs.insert(h, graph);
@@ -193,15 +197,16 @@ impl<T: WitxHost> generated::wasi_ephemeral_nn::WasiEphemeralNn for T {
         _memory: &mut GuestMemory<'_>,
         graph: types::Graph,
     ) -> Result<types::GraphExecutionContext> {
-        let witx = self.witx();
         let g = u32::from(graph);
-        let model = witx
+        let model = self
+            .witx()
             .graphs
             .get(&g)
             .ok_or_else(|| unknown("graph", g))?
             .model
             .clone();
-        let session = model.session()?;
+        let session = self.call().new_context(model.as_ref())?;
+        let witx = self.witx();
         let inputs = vec![None; model.inputs().len()];
         let h = witx.handle();
         witx.contexts.insert(
@@ -247,14 +252,18 @@ impl<T: WitxHost> generated::wasi_ephemeral_nn::WasiEphemeralNn for T {
             ty: tensor_type(tensor.type_),
             data: memory.to_vec(tensor.data)?,
         };
-        self.call().admit(&t, Some(&format!("input {spec}")))?;
+        // The old input goes first, so that replacing one never counts twice.
         let old = self
             .witx()
             .contexts
             .get_mut(&c)
-            .and_then(|context| context.inputs[index as usize].replace(t));
+            .and_then(|context| context.inputs[index as usize].take());
         if let Some(old) = old {
             self.call().release_tensor(old.data.len());
+        }
+        self.call().admit(&t, Some(&format!("input {spec}")))?;
+        if let Some(context) = self.witx().contexts.get_mut(&c) {
+            context.inputs[index as usize] = Some(t);
         }
         Ok(())
     }
@@ -270,11 +279,12 @@ impl<T: WitxHost> generated::wasi_ephemeral_nn::WasiEphemeralNn for T {
             .contexts
             .remove(&c)
             .ok_or_else(|| unknown("execution context", c))?;
+        // Inputs were set by position: name them as the model does.
         let given: Vec<(String, Tensor)> = context
             .inputs
             .iter()
-            .enumerate()
-            .filter_map(|(i, t)| t.clone().map(|t| (i.to_string(), t)))
+            .zip(context.model.inputs())
+            .filter_map(|(t, spec)| t.clone().map(|t| (spec.name.clone(), t)))
             .collect();
         let result = self
             .call()

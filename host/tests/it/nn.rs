@@ -335,6 +335,22 @@ fn bad_calls_get_the_right_wasi_nn_error_and_a_message_that_says_what_to_fix() {
             "error TooLarge: input 'x': a job may hold at most 256 tensors at once",
         ),
         (
+            &["deep"],
+            "error InvalidArgument: input 'x': a tensor has at most 16 dimensions, not 17",
+        ),
+        (
+            &["long-name"],
+            "error InvalidArgument: an input name is 2000 bytes; names are at most 1024",
+        ),
+        (
+            &["many-contexts"],
+            "error TooLarge: a job may hold at most 16 execution contexts at once",
+        ),
+        (
+            &["orphans"],
+            "error TooLarge: a job may hold at most 8 graphs at once",
+        ),
+        (
             &["many-graphs"],
             "error TooLarge: a job may hold at most 8 graphs at once",
         ),

@@ -142,6 +142,25 @@ mod probe {
                 }
                 Ok(format!("held {} tensors", held.len()))
             }
+            "deep" => compute(vec![("x".into(), x(&[1; 17]))]),
+            "long-name" => compute(vec![("x".repeat(2000), x(&[4, 16]))]),
+            "many-contexts" => {
+                let g = load(&model())?;
+                let held: Vec<_> = (0..100)
+                    .map(|_| g.init_execution_context())
+                    .collect::<Result<_, _>>()?;
+                Ok(format!("{} contexts", held.len()))
+            }
+            "orphans" => {
+                // Graphs dropped while their contexts live keep their place.
+                let m = model();
+                let mut contexts = Vec::new();
+                for _ in 0..20 {
+                    let g = load(&m)?;
+                    contexts.push(g.init_execution_context()?);
+                }
+                Ok(format!("{} contexts", contexts.len()))
+            }
             "many-graphs" => {
                 let m = model();
                 let mut held = Vec::new();
