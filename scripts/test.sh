@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test.
 # Needs rustup (rust-toolchain.toml pins the toolchain, its components and the wasm targets) and
-# python3 with pip (scripts/requirements-ml.txt).
+# python3 with pip (scripts/requirements-test.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +13,8 @@ rustup toolchain install "$toolchain" --profile minimal \
 # Python side of the ML tests: numpy/onnx/onnxruntime make the conformance models and the
 # reference outputs, and the onnxruntime wheel carries the libonnxruntime.so that the
 # ONNX Runtime backend loads (tests fail, never skip, when it is missing).
-echo "== pip install -r scripts/requirements-ml.txt"
-python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-ml.txt
+echo "== pip install -r scripts/requirements-test.txt"
+python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 ORT_DYLIB_PATH="$(python3 scripts/onnxruntime-lib.py)"
 export ORT_DYLIB_PATH NETMIND_REQUIRE_ORT=1
 echo "   ONNX Runtime: $ORT_DYLIB_PATH"

@@ -1,7 +1,9 @@
 //! The NetMind market.
 //!
 //! [`engine`]: the order-book matching engine, a pure deterministic function
-//! of its command log (no I/O). The journal, the HTTP API and the blob store
-//! build on it.
+//! of its command log (no I/O); [`orders`]: signed EIP-712 orders checked and
+//! turned into the engine's. The journal, the HTTP API and the blob store
+//! build on them.
 
 pub mod engine;
+pub mod orders;

@@ -186,8 +186,12 @@ pub enum Error {
     },
 
     /// The signer failed to sign.
-    #[error("could not sign bundle: {0}")]
+    #[error("could not sign: {0}")]
     Signing(#[from] alloy_signer::Error),
+
+    /// A market order's signature is not its maker's.
+    #[error("invalid order signature: {0}")]
+    OrderSignature(String),
 
     /// A detached signature file is not valid JSON of the expected shape.
     #[error("invalid bundle signature file: {0}")]

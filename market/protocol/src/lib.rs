@@ -5,6 +5,7 @@
 pub mod bundle;
 pub mod error;
 pub mod manifest;
+pub mod orders;
 pub mod signing;
 mod units;
 
