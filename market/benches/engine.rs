@@ -61,13 +61,20 @@ fn bid(n: u64) -> Command {
 fn main() {
     let mut e = Engine::new(EngineConfig {
         queue_timeout: u64::MAX / 2,
+        expected_orders: (RESTING + ORDERS) as usize,
     });
     for n in 0..RESTING {
         e.apply(offer(n), n);
     }
     // Build the commands first, so that only the engine is timed.
     let cmds: Vec<Command> = (RESTING..RESTING + ORDERS)
-        .map(|n| if n % 2 == 0 { offer(n) } else { bid(n) })
+        .map(|n| {
+            if n.is_multiple_of(2) {
+                offer(n)
+            } else {
+                bid(n)
+            }
+        })
         .collect();
     let mut lat = Vec::with_capacity(cmds.len());
     let mut deals = 0u64;

@@ -43,12 +43,16 @@ pub type BookView = (Vec<(Offer, u32)>, Vec<(Bid, u32)>);
 pub struct EngineConfig {
     /// How long a bid may wait in the book before it lapses, in ms.
     pub queue_timeout: Time,
+    /// Orders the engine expects to see (it remembers every id to refuse
+    /// duplicates); space for them is reserved up front.
+    pub expected_orders: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             queue_timeout: 10 * 60 * 1000,
+            expected_orders: 0,
         }
     }
 }
@@ -127,8 +131,11 @@ impl Engine {
 
     /// An empty market.
     pub fn new(config: EngineConfig) -> Self {
+        let mut orders = B256Map::default();
+        orders.reserve(config.expected_orders);
         Self {
             config,
+            orders,
             ..Self::default()
         }
     }

@@ -213,7 +213,10 @@ fn bad_commands_are_rejected_with_the_reason() {
 
 #[test]
 fn offers_lapse_and_bids_time_out_in_the_queue() {
-    let mut e = Engine::new(EngineConfig { queue_timeout: 100 });
+    let mut e = Engine::new(EngineConfig {
+        queue_timeout: 100,
+        ..EngineConfig::default()
+    });
     let mut o = offer(1, 1, 50, 1);
     o.expiry = 50;
     e.apply(Command::Offer(o), 1);
@@ -391,7 +394,10 @@ proptest! {
 
     #[test]
     fn matching_invariants_hold(log in commands()) {
-        let mut e = Engine::new(EngineConfig { queue_timeout: 150 });
+        let mut e = Engine::new(EngineConfig {
+            queue_timeout: 150,
+            ..EngineConfig::default()
+        });
         let mut offers: HashMap<OrderId, Offer> = HashMap::new();
         let mut bids: HashMap<OrderId, Bid> = HashMap::new();
         let mut taken: HashMap<OrderId, u32> = HashMap::new();
@@ -448,7 +454,10 @@ proptest! {
             all.push(events);
         }
         // The engine is a function of its log.
-        let mut again = Engine::new(EngineConfig { queue_timeout: 150 });
+        let mut again = Engine::new(EngineConfig {
+            queue_timeout: 150,
+            ..EngineConfig::default()
+        });
         for ((cmd, now), events) in log.iter().zip(&all) {
             prop_assert_eq!(&again.apply(cmd.clone(), *now), events);
         }
