@@ -19,6 +19,17 @@ ORT_DYLIB_PATH="$(python3 scripts/onnxruntime-lib.py)"
 export ORT_DYLIB_PATH NETMIND_REQUIRE_ORT=1
 echo "   ONNX Runtime: $ORT_DYLIB_PATH"
 
+# A throwaway PostgreSQL server on a free loopback port for the market's journal tests
+# (installed from Debian's packages when missing); they fail, never skip, without it.
+echo "== PostgreSQL"
+pgdir=$(mktemp -d "${TMPDIR:-/tmp}/netmind-pg.XXXXXX")
+NETMIND_PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export NETMIND_PG_PORT
+NETMIND_TEST_POSTGRES=$(scripts/postgres.sh start "$pgdir")
+export NETMIND_TEST_POSTGRES NETMIND_REQUIRE_POSTGRES=1
+trap 'scripts/postgres.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
+echo "   $NETMIND_TEST_POSTGRES"
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"

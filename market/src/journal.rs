@@ -1,20 +1,18 @@
-//! Durable state: the journal of accepted commands in SQLite (`sqlx`, WAL,
-//! `synchronous = FULL`), the deals derived from it, and the sequencer that
-//! acknowledges a command only after its journal entry is committed.
+//! Durable state: the journal of accepted commands in SQLite (the default: an
+//! embedded file, WAL, `synchronous = FULL`) or PostgreSQL (`postgres://…`),
+//! through `sqlx` with migrations for each; the deals derived from it; and the
+//! sequencer that acknowledges a command only after its journal entry is
+//! committed.
 //!
 //! The book is a pure function of the journal ([`crate::engine`]), so a
 //! restart replays the journal and gets the same book; a crash at any moment
 //! loses only commands that were never acknowledged. Deals are keyed by their
 //! deterministic id, so none is ever written twice.
 
-use std::path::Path;
-use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool as Pool, SqliteSynchronous,
-};
+use sqlx::pool::PoolOptions;
+use sqlx::{Any, AnyPool as Pool, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{Command, Engine, EngineConfig, Event, Time};
@@ -39,6 +37,16 @@ pub enum JournalError {
     /// The sequencer stopped.
     #[error("the market's sequencer has stopped")]
     Stopped,
+    /// The journal was written with other engine rules or settings.
+    #[error(
+        "the journal was written with {have}, not {want}: replaying it would give another book; start with the same settings or a new journal"
+    )]
+    Settings {
+        /// What the journal records.
+        have: String,
+        /// What this market runs.
+        want: String,
+    },
 }
 
 type Result<T, E = JournalError> = std::result::Result<T, E>;
@@ -61,18 +69,37 @@ pub struct Entry {
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal at `path`.
+    /// Opens (creating if needed) the journal at `location`: a PostgreSQL URL
+    /// (`postgres://user@host/db`), or the path of a SQLite file (optionally
+    /// as `sqlite://path`).
     ///
     /// # Errors
     ///
-    /// The file cannot be opened or its schema migrated.
-    pub async fn open(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
-        let pool = Pool::connect_with(options).await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+    /// The database cannot be reached or opened, or its schema migrated.
+    pub async fn open(location: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            let pool = PoolOptions::<Any>::new()
+                .max_connections(4)
+                .connect(location)
+                .await?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            return Ok(Self { pool });
+        }
+        let path = location.strip_prefix("sqlite://").unwrap_or(location);
+        let pool = PoolOptions::<Any>::new()
+            .max_connections(4)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // Durable at commit, and readers never block the writer.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect(&format!("sqlite://{path}?mode=rwc"))
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -88,17 +115,20 @@ impl Journal {
             let json = serde_json::to_string(&entry.command)
                 .map_err(|error| JournalError::Entry { seq: -1, error })?;
             let seq: i64 =
-                sqlx::query("INSERT INTO journal (at, command) VALUES (?, ?) RETURNING seq")
+                sqlx::query("INSERT INTO journal (at, command) VALUES ($1, $2) RETURNING seq")
                     .bind(entry.at as i64)
                     .bind(json)
                     .fetch_one(&mut *tx)
                     .await?
                     .get(0);
-            for event in &entry.events {
-                let Event::Deal(d) = event else { continue };
+            let deals = entry.events.iter().filter_map(|e| match e {
+                Event::Deal(d) => Some(d),
+                _ => None,
+            });
+            for (ord, d) in deals.enumerate() {
                 sqlx::query(
-                    "INSERT INTO deals (id, seq, bid, offer, owner, host, class, price, seconds, replica, at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO deals (id, seq, bid, offer, owner, host, class, price, seconds, replica, at, ord) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(d.id.to_string())
                 .bind(seq)
@@ -111,6 +141,7 @@ impl Journal {
                 .bind(d.seconds as i64)
                 .bind(i64::from(d.replica))
                 .bind(d.time as i64)
+                .bind(ord as i64)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -148,7 +179,7 @@ impl Journal {
     ///
     /// The database failed.
     pub async fn deal_ids(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT id FROM deals ORDER BY seq, rowid")
+        let rows = sqlx::query("SELECT id FROM deals ORDER BY seq, ord")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -159,7 +190,9 @@ type Ack = oneshot::Sender<Result<Vec<Event>, String>>;
 
 /// Orders commands, applies them to the engine and acknowledges each only
 /// after its journal entry is committed; commands that arrive while a commit
-/// is in flight go into the next one.
+/// is in flight go into the next one. A refused command (all its events are
+/// `Rejected`) is answered at once and not journaled: it changes nothing.
+/// Once a second, a `Tick` lapses what is due, journaled when it did.
 #[derive(Debug, Clone)]
 pub struct Sequencer {
     tx: mpsc::Sender<(Command, Ack)>,
@@ -168,17 +201,24 @@ pub struct Sequencer {
 /// The most commands committed together.
 const MAX_BATCH: usize = 1024;
 
+/// The version of the matching rules; a journal written under other rules or
+/// settings is refused rather than replayed into a different book.
+const ENGINE_VERSION: u32 = 1;
+
 impl Sequencer {
     /// Replays `journal` into a new engine and starts sequencing on the
     /// current tokio runtime.
     ///
     /// # Errors
     ///
-    /// The journal cannot be replayed.
+    /// The journal cannot be replayed, or was written with other engine
+    /// settings (replaying it would give another book).
     pub async fn start(journal: Journal, config: EngineConfig) -> Result<Self> {
+        journal.check_settings(&config).await?;
         let (engine, _) = journal.replay(config.clone()).await?;
+        let last = journal.last_time().await?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(journal, engine, config, rx));
+        tokio::spawn(run(journal, engine, config, last, rx));
         Ok(Self { tx })
     }
 
@@ -197,31 +237,90 @@ impl Sequencer {
     }
 }
 
+impl Journal {
+    /// Records the engine settings on first use; refuses different ones later.
+    async fn check_settings(&self, config: &EngineConfig) -> Result<()> {
+        let want = format!(
+            "engine {ENGINE_VERSION}, queue timeout {} ms",
+            config.queue_timeout
+        );
+        let have: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = 'engine'")
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get(0));
+        match have {
+            None => {
+                sqlx::query("INSERT INTO meta (key, value) VALUES ('engine', $1)")
+                    .bind(&want)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            Some(have) if have == want => Ok(()),
+            Some(have) => Err(JournalError::Settings { have, want }),
+        }
+    }
+
+    /// The latest time in the journal (0 when empty).
+    async fn last_time(&self) -> Result<Time> {
+        let at: Option<i64> = sqlx::query("SELECT MAX(at) FROM journal")
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        Ok(at.unwrap_or(0).max(0) as Time)
+    }
+}
+
 fn now_ms() -> Time {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as Time)
 }
 
+fn only_rejected(events: &[Event]) -> bool {
+    events.iter().all(|e| matches!(e, Event::Rejected { .. }))
+}
+
 async fn run(
     journal: Journal,
     mut engine: Engine,
     config: EngineConfig,
+    mut last: Time,
     mut rx: mpsc::Receiver<(Command, Ack)>,
 ) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut pending, MAX_BATCH).await > 0 {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut pending, MAX_BATCH) => if n == 0 { return },
+            _ = tick.tick() => {}
+        }
+        if pending.is_empty() {
+            // A quiet second: lapse what is due, so the book shows no stale orders.
+            let (ack, unheard) = oneshot::channel();
+            drop(unheard);
+            pending.push((Command::Tick, ack));
+        }
         let mut batch = Vec::with_capacity(pending.len());
         let mut acks = Vec::with_capacity(pending.len());
         for (command, ack) in pending.drain(..) {
-            let at = now_ms();
+            // Time never goes back in the journal, whatever the clock does.
+            let at = now_ms().max(last);
+            last = at;
             let events = engine.apply(command.clone(), at);
+            if only_rejected(&events) {
+                let _ = ack.send(Ok(events));
+                continue;
+            }
             batch.push(Entry {
                 command,
                 at,
                 events,
             });
             acks.push(ack);
+        }
+        if batch.is_empty() {
+            continue;
         }
         match journal.append(&batch).await {
             Ok(()) => {
@@ -236,13 +335,23 @@ async fn run(
                 for ack in acks {
                     let _ = ack.send(Err(msg.clone()));
                 }
-                match journal.replay(config.clone()).await {
-                    Ok((rebuilt, _)) => engine = rebuilt,
-                    Err(e) => {
-                        tracing::error!(target: "market::journal", error = %e, "cannot rebuild the book; stopping");
-                        return;
-                    }
-                }
+                engine = rebuild(&journal, &config).await;
+            }
+        }
+    }
+}
+
+/// Replays the journal, retrying (with backoff, up to 30 s apart) until the
+/// database answers: the market waits rather than serving a book it cannot back.
+async fn rebuild(journal: &Journal, config: &EngineConfig) -> Engine {
+    let mut wait = std::time::Duration::from_millis(100);
+    loop {
+        match journal.replay(config.clone()).await {
+            Ok((engine, _)) => return engine,
+            Err(e) => {
+                tracing::error!(target: "market::journal", error = %e, retry_in = ?wait, "cannot rebuild the book");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(30));
             }
         }
     }

@@ -74,7 +74,10 @@ impl ClassData {
     /// Candles of `interval` ms (rounded up to whole seconds) covering
     /// `[from, to)`; intervals without deals are left out.
     pub fn candles(&self, interval: Time, from: Time, to: Time) -> Vec<Candle> {
-        let interval = interval.max(BASE_INTERVAL).div_ceil(BASE_INTERVAL) * BASE_INTERVAL;
+        let interval = interval
+            .max(BASE_INTERVAL)
+            .checked_next_multiple_of(BASE_INTERVAL)
+            .unwrap_or(u64::MAX - u64::MAX % BASE_INTERVAL);
         let mut out: Vec<Candle> = Vec::new();
         for c in self
             .seconds
@@ -135,7 +138,10 @@ pub(crate) fn explain<'a>(
     // Cheapest compatible price per host not yet used by the bid.
     let mut per_host: BTreeMap<Address, Price> = BTreeMap::new();
     for (offer, free) in offers {
-        let reasons = explain::mismatches(offer, &bid);
+        let mut reasons = explain::mismatches(offer, &bid);
+        if used.contains(&offer.host) {
+            reasons.push(explain::Mismatch::HostAlreadyUsed);
+        }
         let priced_out = reasons
             .iter()
             .all(|m| matches!(m, explain::Mismatch::Price { .. }));
@@ -146,9 +152,7 @@ pub(crate) fn explain<'a>(
                 .or_insert(offer.price);
         }
         if reasons.is_empty() {
-            if !used.contains(&offer.host) {
-                matching.push(view(offer, free));
-            }
+            matching.push(view(offer, free));
             continue;
         }
         for r in &reasons {

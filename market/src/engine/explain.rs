@@ -62,6 +62,8 @@ pub enum Mismatch {
     Denied,
     /// The host is the bid's owner (no self-match).
     OwnHost,
+    /// The host already runs a replica of this bid (replicas need distinct hosts).
+    HostAlreadyUsed,
 }
 
 /// Whether a host with `caps` meets `req` (everything but price and identity).
@@ -168,8 +170,8 @@ pub struct Explanation {
     pub by_reason: Vec<(String, usize)>,
     /// The cheapest offers that meet every requirement but the price, nearest first.
     pub nearest: Vec<OfferView>,
-    /// The maximum price at which every waiting replica would match now on
-    /// distinct hosts; `None` when too few compatible hosts exist at any price.
+    /// The lowest maximum price at which every waiting replica would match now
+    /// on distinct hosts; `None` when too few compatible hosts exist at any price.
     pub match_price: Option<Price>,
 }
 
@@ -187,5 +189,6 @@ pub(crate) fn reason_name(m: &Mismatch) -> &'static str {
         Mismatch::NotAllowed => "host not on the bid's allow list",
         Mismatch::Denied => "host on the bid's deny list",
         Mismatch::OwnHost => "the bid's own host",
+        Mismatch::HostAlreadyUsed => "host already runs a replica of the bid",
     }
 }

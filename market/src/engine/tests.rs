@@ -292,6 +292,24 @@ fn explain_says_which_constraints_eliminated_which_offers_and_the_price_that_wou
 }
 
 #[test]
+fn explain_never_offers_a_host_the_bid_already_uses() {
+    let mut e = Engine::default();
+    e.apply(Command::Offer(offer(1, 1, 10, 1)), 1);
+    e.apply(Command::Offer(offer(2, 1, 30, 1)), 2);
+    e.apply(Command::Offer(offer(3, 2, 40, 1)), 3);
+    let ev = e.apply(Command::Bid(bid(10, 9, 20, 2)), 4);
+    assert_eq!(deals(&ev).len(), 1, "host 1 took one replica");
+    let x = e.explain(&id(10)).unwrap();
+    assert_eq!(
+        x.nearest.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![id(3)]
+    );
+    assert_eq!(x.match_price, Some(40));
+    let (_, reasons) = x.eliminated.iter().find(|(o, _)| o.id == id(2)).unwrap();
+    assert!(reasons.contains(&Mismatch::HostAlreadyUsed), "{reasons:?}");
+}
+
+#[test]
 fn candles_summarise_trades_per_interval() {
     let mut e = Engine::default();
     for (n, (t, price)) in [(1000, 10), (1500, 14), (2100, 9), (2200, 11)]
@@ -302,6 +320,11 @@ fn candles_summarise_trades_per_interval() {
         e.apply(Command::Offer(offer(n + 1, 1, price, 1)), t);
         e.apply(Command::Bid(bid(n + 2, 9, 100, 1)), t);
     }
+    assert_eq!(
+        e.data("gpu").unwrap().candles(u64::MAX, 0, 10_000).len(),
+        1,
+        "no overflow"
+    );
     let c = e.data("gpu").unwrap().candles(1000, 0, 10_000);
     assert_eq!(c.len(), 2);
     assert_eq!(

@@ -1,5 +1,6 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command as Process, Stdio};
 
 use alloy_primitives::{Address, B256};
@@ -53,6 +54,42 @@ fn deal_ids(events: &[Event]) -> Vec<String> {
         .collect()
 }
 
+/// Where the tests keep journals: a SQLite file in `dir`, and a fresh
+/// PostgreSQL database when `NETMIND_TEST_POSTGRES` names a server (as
+/// `scripts/test.sh` does; required when `NETMIND_REQUIRE_POSTGRES` is set).
+async fn locations(dir: &Path) -> Vec<String> {
+    let mut out = vec![dir.join("market.db").display().to_string()];
+    match std::env::var("NETMIND_TEST_POSTGRES") {
+        Ok(admin) => {
+            use sqlx::Connection;
+            sqlx::any::install_default_drivers();
+            let name = format!("netmind_test_{}", rand_suffix());
+            let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+            let create = format!("CREATE DATABASE {name}");
+            // The name is ours (pid and clock digits), not input.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            out.push(format!("{base}/{name}"));
+        }
+        Err(_) => assert!(
+            std::env::var_os("NETMIND_REQUIRE_POSTGRES").is_none(),
+            "NETMIND_REQUIRE_POSTGRES is set but NETMIND_TEST_POSTGRES is not"
+        ),
+    }
+    out
+}
+
+fn rand_suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{}_{nanos}", std::process::id())
+}
+
 /// Replays the journal and returns the deal ids the engine makes, in order.
 async fn replayed_deals(journal: &Journal) -> Vec<String> {
     let rows = sqlx::query("SELECT at, command FROM journal ORDER BY seq")
@@ -74,68 +111,82 @@ async fn replayed_deals(journal: &Journal) -> Vec<String> {
 #[tokio::test]
 async fn acknowledged_commands_survive_a_restart_and_rebuild_the_same_book() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("market.db");
-    let journal = Journal::open(&path).await.unwrap();
-    let seq = Sequencer::start(journal.clone(), EngineConfig::default())
-        .await
-        .unwrap();
-    let mut acked_deals = Vec::new();
-    for n in 0..3 {
-        seq.submit(offer(n)).await.unwrap();
-    }
-    for n in 10..12 {
-        acked_deals.extend(deal_ids(&seq.submit(bid(n)).await.unwrap()));
-    }
-    // A duplicate is journaled (it is a command) but changes nothing.
-    let again = seq.submit(offer(0)).await.unwrap();
-    assert!(matches!(again[..], [Event::Rejected { .. }]));
-    drop(seq);
-    drop(journal);
+    for location in locations(dir.path()).await {
+        let journal = Journal::open(&location).await.unwrap();
+        let seq = Sequencer::start(journal.clone(), EngineConfig::default())
+            .await
+            .unwrap();
+        let mut acked_deals = Vec::new();
+        for n in 0..3 {
+            seq.submit(offer(n)).await.unwrap();
+        }
+        for n in 10..12 {
+            acked_deals.extend(deal_ids(&seq.submit(bid(n)).await.unwrap()));
+        }
+        // A duplicate is refused at once and not journaled: it changes nothing.
+        let again = seq.submit(offer(0)).await.unwrap();
+        assert!(matches!(again[..], [Event::Rejected { .. }]));
+        drop(seq);
+        drop(journal);
 
-    let journal = Journal::open(&path).await.unwrap();
-    let (engine, count) = journal.replay(EngineConfig::default()).await.unwrap();
-    assert_eq!(count, 6);
-    assert_eq!(acked_deals.len(), 2);
-    assert_eq!(journal.deal_ids().await.unwrap(), acked_deals);
-    let (offers, bids) = engine.book("gpu");
-    assert_eq!((offers.len(), bids.len()), (1, 0));
+        let journal = Journal::open(&location).await.unwrap();
+        let (engine, count) = journal.replay(EngineConfig::default()).await.unwrap();
+        assert_eq!(count, 5, "{location}");
+        assert_eq!(acked_deals.len(), 2);
+        assert_eq!(journal.deal_ids().await.unwrap(), acked_deals);
+        let (offers, bids) = engine.book("gpu");
+        assert_eq!((offers.len(), bids.len()), (1, 0));
+        // Replaying under other settings would give another book: refused.
+        let other = EngineConfig {
+            queue_timeout: 1,
+            ..EngineConfig::default()
+        };
+        let e = Sequencer::start(journal.clone(), other)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("replaying it would give another book"), "{e}");
+        Sequencer::start(journal, EngineConfig::default())
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
 async fn concurrent_submissions_are_committed_in_groups_and_all_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("market.db")).await.unwrap();
-    let seq = Sequencer::start(journal.clone(), EngineConfig::default())
-        .await
-        .unwrap();
-    let tasks: Vec<_> = (0..400u64)
-        .map(|n| {
-            let seq = seq.clone();
-            tokio::spawn(async move {
-                seq.submit(if n.is_multiple_of(2) {
+    for location in locations(dir.path()).await {
+        let journal = Journal::open(&location).await.unwrap();
+        let seq = Sequencer::start(journal.clone(), EngineConfig::default())
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..400u64)
+            .map(|n| {
+                let seq = seq.clone();
+                let cmd = if n.is_multiple_of(2) {
                     offer(n)
                 } else {
                     bid(n)
-                })
-                .await
+                };
+                tokio::spawn(async move { seq.submit(cmd).await })
             })
-        })
-        .collect();
-    let mut deals = Vec::new();
-    for t in tasks {
-        deals.extend(deal_ids(&t.await.unwrap().unwrap()));
+            .collect();
+        let mut deals = Vec::new();
+        for t in tasks {
+            deals.extend(deal_ids(&t.await.unwrap().unwrap()));
+        }
+        let stored = journal.deal_ids().await.unwrap();
+        assert_eq!(stored.len(), deals.len(), "{location}");
+        assert_eq!(
+            stored.iter().collect::<HashSet<_>>(),
+            deals.iter().collect::<HashSet<_>>()
+        );
+        assert_eq!(
+            replayed_deals(&journal).await,
+            stored,
+            "the deals table is what the journal replays to"
+        );
     }
-    let stored = journal.deal_ids().await.unwrap();
-    assert_eq!(stored.len(), deals.len());
-    assert_eq!(
-        stored.iter().collect::<HashSet<_>>(),
-        deals.iter().collect::<HashSet<_>>()
-    );
-    assert_eq!(
-        replayed_deals(&journal).await,
-        stored,
-        "the deals table is what the journal replays to"
-    );
 }
 
 /// The child of the crash test: submits orders forever, printing each acknowledged id.
@@ -145,7 +196,7 @@ async fn crash_writer() {
     let Some(path) = std::env::var_os("NETMIND_JOURNAL_CRASH_DB") else {
         return;
     };
-    let journal = Journal::open(Path::new(&path)).await.unwrap();
+    let journal = Journal::open(&path.to_string_lossy()).await.unwrap();
     let seq = Sequencer::start(journal, EngineConfig::default())
         .await
         .unwrap();
@@ -178,7 +229,13 @@ async fn crash_writer() {
 #[test]
 fn kill_9_loses_no_acknowledged_order_and_duplicates_no_deal() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("market.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for path in rt.block_on(locations(dir.path())) {
+        kill_9_rounds(&rt, &path);
+    }
+}
+
+fn kill_9_rounds(rt: &tokio::runtime::Runtime, path: &str) {
     for round in 0..3 {
         let mut child = Process::new(std::env::current_exe().unwrap())
             .args([
@@ -188,7 +245,7 @@ fn kill_9_loses_no_acknowledged_order_and_duplicates_no_deal() {
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env("NETMIND_JOURNAL_CRASH_DB", &path)
+            .env("NETMIND_JOURNAL_CRASH_DB", path)
             .env(
                 "NETMIND_JOURNAL_CRASH_START",
                 (1_000_000 * (round + 1)).to_string(),
@@ -214,9 +271,8 @@ fn kill_9_loses_no_acknowledged_order_and_duplicates_no_deal() {
             200 * (round + 1),
             "round {round}: the writer stopped before it was killed"
         );
-        let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let journal = Journal::open(&path).await.unwrap();
+            let journal = Journal::open(path).await.unwrap();
             let rows = sqlx::query("SELECT command FROM journal")
                 .fetch_all(&journal.pool)
                 .await
