@@ -108,6 +108,9 @@ pub struct Engine {
     /// When orders lapse, soonest first; entries of orders that closed
     /// earlier are skipped when they come up.
     lapses: BinaryHeap<Reverse<(Time, OrderId)>>,
+    /// When ids may be forgotten: past its expiry or deadline an order would
+    /// be refused as expired anyway, so remembering it no longer matters.
+    forget: BinaryHeap<Reverse<(Time, OrderId)>>,
     seq: u64,
 }
 
@@ -175,6 +178,7 @@ impl Engine {
             return Err(reject);
         }
         slot.insert(None);
+        self.forget.push(Reverse((lapses, id)));
         Ok(())
     }
 
@@ -343,6 +347,22 @@ impl Engine {
                 events.push(Event::Expired { id, side });
             }
         }
+        // After the lapses above, an order past its own expiry or deadline is closed.
+        while let Some(&Reverse((when, id))) = self.forget.peek() {
+            if when > now {
+                break;
+            }
+            self.forget.pop();
+            if matches!(self.orders.get(&id), Some(None)) {
+                self.orders.remove(&id);
+            }
+        }
+    }
+
+    /// How many order ids the engine remembers (open ones, and closed ones
+    /// whose expiry or deadline has not passed yet).
+    pub fn remembered(&self) -> usize {
+        self.orders.len()
     }
 
     /// The open orders of a class: offers cheapest first with their free

@@ -239,6 +239,46 @@ fn offers_lapse_and_bids_time_out_in_the_queue() {
 }
 
 #[test]
+fn ids_are_forgotten_once_their_orders_could_only_be_refused_as_expired() {
+    let mut e = Engine::default();
+    let mut o = offer(1, 1, 10, 1);
+    o.expiry = 100;
+    e.apply(Command::Offer(o.clone()), 1);
+    let mut b = bid(2, 9, 10, 1);
+    b.deadline = 200;
+    e.apply(Command::Bid(b.clone()), 2);
+    assert_eq!(e.remembered(), 2, "matched, and still remembered");
+    // Before its deadline a replayed order is a duplicate...
+    let ev = e.apply(Command::Bid(b.clone()), 150);
+    assert!(matches!(
+        ev[..],
+        [Event::Rejected {
+            reason: Reject::Duplicate,
+            ..
+        }]
+    ));
+    e.apply(Command::Tick, 200);
+    assert_eq!(e.remembered(), 0);
+    // ...after it, it is refused as expired: the id is not needed any more.
+    let ev = e.apply(Command::Bid(b), 201);
+    assert!(matches!(
+        ev[..],
+        [Event::Rejected {
+            reason: Reject::Expired,
+            ..
+        }]
+    ));
+    let ev = e.apply(Command::Offer(o), 201);
+    assert!(matches!(
+        ev[..],
+        [Event::Rejected {
+            reason: Reject::Expired,
+            ..
+        }]
+    ));
+}
+
+#[test]
 fn explain_says_which_constraints_eliminated_which_offers_and_the_price_that_would_match() {
     let mut e = Engine::default();
     let mut small = offer(1, 1, 5, 1);
