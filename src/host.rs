@@ -20,11 +20,19 @@ pub(crate) enum HostCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List the GPU adapters jobs can use, with their limits and features, and measure each one
+    /// (f32 matmul GFLOPS, memory bandwidth): what offers advertise.
+    Gpu(crate::gpu::GpuListArgs),
+    /// The GPU worker the sandbox starts for a job (internal; speaks a binary protocol on stdio).
+    #[command(hide = true)]
+    GpuWorker,
 }
 
 pub(crate) fn host(cmd: HostCommand) -> Result<ExitCode> {
     match cmd {
         HostCommand::Info { nn, json } => info(&nn, json),
+        HostCommand::Gpu(args) => crate::gpu::list(&args),
+        HostCommand::GpuWorker => Ok(netmind_host::gpu::worker::main()),
     }
 }
 

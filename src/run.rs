@@ -65,6 +65,8 @@ pub(crate) struct RunArgs {
     quiet: bool,
     #[command(flatten)]
     nn: crate::nn::NnArgs,
+    #[command(flatten)]
+    gpu: crate::gpu::GpuArgs,
     /// Arguments passed to the job after the manifest's own.
     #[arg(last = true)]
     args: Vec<String>,
@@ -121,6 +123,12 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     if args.fuel.is_some() {
         limits.fuel = args.fuel;
     }
+    args.gpu.apply(&mut limits.gpu);
+    args.gpu.check_required(
+        job.manifest
+            .as_ref()
+            .is_some_and(|m| m.resources.gpu.required),
+    )?;
     let cache_dir = if args.no_cache {
         None
     } else {
@@ -139,6 +147,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
             fuel: limits.fuel.is_some(),
             cache_dir,
             pooled_jobs: 1,
+            gpu: args.gpu.config()?,
             ..SandboxConfig::default()
         },
         nn,
@@ -215,6 +224,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
             "output_dir": output_dir,
             "deterministic": args.deterministic,
             "nn": report.nn,
+            "gpu": report.gpu,
         });
         std::fs::write(path, serde_json::to_string_pretty(&summary)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -262,6 +272,15 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
                 };
                 eprintln!("model        sha256:{} on {} ({how})", m.sha256, m.backend);
             }
+        }
+        if report.gpu.adapter.is_some() {
+            eprintln!("gpu          {}", report.gpu);
+            if let Some(chain) = &report.gpu.hash_chain {
+                eprintln!("gpu hashes   {chain}");
+            }
+        }
+        if let Some(f) = &report.gpu.failure {
+            eprintln!("gpu failure  {f}");
         }
         eprintln!(
             "output hash  {}",

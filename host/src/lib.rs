@@ -33,6 +33,7 @@
 
 mod core;
 mod error;
+pub mod gpu;
 pub mod limits;
 pub mod nn;
 pub mod output;
@@ -42,6 +43,7 @@ mod runtime;
 pub mod stdio;
 
 pub use error::{Error, Result};
+pub use gpu::{GpuConfig, GpuLimits, GpuUsage};
 pub use limits::{JobLimits, LimitKind};
 pub use run::{NnUsage, RunOptions, RunReport, Termination};
 pub use runtime::{Job, Runtime, SandboxConfig, WasmKind, default_cache_dir, list_imports};

@@ -30,6 +30,8 @@ pub struct JobLimits {
     /// Handles (open files, directories, streams, pollables) the job may hold
     /// at once; each file handle is a host file descriptor.
     pub handles: u64,
+    /// GPU quotas (memory and time from `[resources.gpu]`).
+    pub gpu: crate::GpuLimits,
 }
 
 impl Default for JobLimits {
@@ -51,6 +53,11 @@ impl JobLimits {
             output_files: r.output_files,
             stdio_bytes: r.stdout_bytes.as_u64(),
             handles: 1024,
+            gpu: crate::GpuLimits {
+                memory_bytes: r.gpu.memory.as_u64(),
+                time: r.gpu.time,
+                ..Default::default()
+            },
         }
     }
 }

@@ -116,6 +116,8 @@ pub struct RunReport {
     pub progress: Option<Progress>,
     /// What the job did through wasi-nn.
     pub nn: NnUsage,
+    /// What the job did on the GPU.
+    pub gpu: crate::GpuUsage,
 }
 
 /// What a job did through wasi-nn: the models it used (with their hashes, for
@@ -195,9 +197,17 @@ pub(crate) struct ComponentState {
     table: ResourceTable,
     guard: Guard,
     nn: JobNn,
+    gpu: crate::gpu::JobGpu,
 }
 
 impl ComponentState {
+    pub(crate) fn gpu_view(&mut self) -> crate::gpu::wit::GpuView<'_> {
+        crate::gpu::wit::GpuView {
+            table: &mut self.table,
+            gpu: &mut self.gpu,
+        }
+    }
+
     pub(crate) fn nn_view(&mut self) -> NnView<'_> {
         NnView {
             table: &mut self.table,
@@ -353,6 +363,7 @@ impl Job {
 
         let handles = usize::try_from(limits.handles).unwrap_or(usize::MAX);
         let nn = JobNn::new(rt.nn.clone());
+        let mut gpu_usage = crate::GpuUsage::default();
         let (outcome, fuel_left, guard, nn) = match &self.code {
             Code::Component { pre, .. } => {
                 let mut table = ResourceTable::new();
@@ -362,6 +373,11 @@ impl Job {
                     table,
                     guard,
                     nn,
+                    gpu: crate::gpu::JobGpu::new(
+                        rt.gpu.clone(),
+                        limits.gpu.clone(),
+                        limits.wall_time,
+                    ),
                 };
                 let mut store = new_store(&rt.engine, state, rt.config.fuel, fuel_budget)?;
                 let outcome = pre
@@ -369,7 +385,11 @@ impl Job {
                     .and_then(|cmd| cmd.wasi_cli_run().call_run(&mut store))
                     .map(|r| if r.is_ok() { 0 } else { 1 });
                 let fuel_left = store.get_fuel().ok();
-                let ComponentState { guard, nn, .. } = store.into_data();
+                let ComponentState {
+                    guard, nn, mut gpu, ..
+                } = store.into_data();
+                // Stops the job's GPU worker, which frees every GPU object the job made.
+                gpu_usage = gpu.finish();
                 (outcome, fuel_left, guard, nn)
             }
             Code::Core { pre, .. } => {
@@ -431,6 +451,7 @@ impl Job {
                 computes: nn.computes,
                 time: nn.used,
             },
+            gpu: gpu_usage,
         };
         tracing::debug!(target: "host::sandbox", termination = %report.termination, wall_us = wall_time.as_micros() as u64, "job finished");
         Ok(report)

@@ -43,6 +43,8 @@ pub struct SandboxConfig {
     pub pooled_jobs: u32,
     /// How often limits are checked while a job runs.
     pub tick: Duration,
+    /// Whether and how jobs use the GPU.
+    pub gpu: crate::GpuConfig,
 }
 
 impl Default for SandboxConfig {
@@ -55,6 +57,7 @@ impl Default for SandboxConfig {
             max_wasm_stack: 1 << 20,
             pooled_jobs: 16,
             tick: Duration::from_millis(1),
+            gpu: crate::GpuConfig::default(),
         }
     }
 }
@@ -83,6 +86,7 @@ pub(crate) struct Inner {
     pub(crate) config: SandboxConfig,
     pub(crate) pooling: bool,
     pub(crate) nn: Arc<NnHost>,
+    pub(crate) gpu: Arc<crate::GpuConfig>,
     component_linker: ComponentLinker<ComponentState>,
     core_linker: wasmtime::Linker<CoreState>,
     compat: u64,
@@ -155,14 +159,18 @@ impl Runtime {
         component_linker.allow_shadowing(false);
         crate::nn::wit::add_to_linker(&mut component_linker, ComponentState::nn_view)
             .map_err(Error::Engine)?;
+        crate::gpu::wit::add_to_linker(&mut component_linker, ComponentState::gpu_view)
+            .map_err(Error::Engine)?;
         let core_linker = crate::core::linker(&engine).map_err(Error::Engine)?;
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let compat = h.finish();
         start_ticker(&engine, config.tick);
+        let gpu = Arc::new(config.gpu.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
+                gpu,
                 config,
                 pooling,
                 nn,

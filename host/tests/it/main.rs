@@ -1,6 +1,7 @@
 //! Integration tests of the sandbox, driven by real guests compiled from Rust
 //! (`samples/` and `conformance/test-programs`, built by `netmind-samples-artifacts`).
 
+mod gpu;
 mod hostile;
 mod nn;
 mod sandbox;

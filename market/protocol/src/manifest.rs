@@ -129,8 +129,8 @@ impl Default for Resources {
     }
 }
 
-/// `[resources.gpu]`: whether the job needs a GPU, and how much memory on it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `[resources.gpu]`: whether the job needs a GPU, how much memory on it, and the job's GPU quotas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct GpuNeed {
     /// Only hosts with a GPU may run the job.
@@ -138,6 +138,23 @@ pub struct GpuNeed {
     /// Minimum GPU memory.
     #[serde(with = "units::opt_size", skip_serializing_if = "Option::is_none")]
     pub min_vram: Option<ByteSize>,
+    /// GPU memory the job's buffers may hold at once (default 1 GiB).
+    #[serde(with = "units::size")]
+    pub memory: ByteSize,
+    /// GPU time the job may use (default 60 s).
+    #[serde(with = "units::duration")]
+    pub time: Duration,
+}
+
+impl Default for GpuNeed {
+    fn default() -> Self {
+        Self {
+            required: false,
+            min_vram: None,
+            memory: ByteSize::gib(1),
+            time: Duration::from_secs(60),
+        }
+    }
 }
 
 /// One `[[inputs]]` or `[[outputs]]` entry.

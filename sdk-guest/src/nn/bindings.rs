@@ -4,7 +4,7 @@
 //! needs something the wrappers do not offer can still reach the host's interface directly.
 
 wit_bindgen::generate!({
-    path: "../host/wit",
+    path: "../host/wit/wasi-nn.wit",
     world: "wasi:nn/ml",
     ownership: Borrowing { duplicate_if_necessary: false },
 });

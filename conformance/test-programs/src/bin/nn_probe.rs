@@ -8,7 +8,7 @@
 #[allow(unreachable_pub, missing_docs, reason = "generated bindings")]
 mod bindings {
     wit_bindgen::generate!({
-        path: "../../host/wit",
+        path: "../../host/wit/wasi-nn.wit",
         world: "wasi:nn/ml",
     });
 }

@@ -81,6 +81,9 @@ impl Manifest {
     }
 }
 
+/// The most GPU memory a manifest may ask for.
+const MAX_GPU_MEMORY: u64 = 256 << 30;
+
 impl Resources {
     fn validate(&self) -> Result<()> {
         let memory = self.memory.as_u64();
@@ -100,6 +103,17 @@ impl Resources {
             return Err(Error::invalid(
                 "[resources] fuel = 0 would stop the job at once: remove `fuel` for no fuel limit",
             ));
+        }
+        if self.gpu.time.is_zero() {
+            return Err(Error::invalid(
+                "[resources.gpu] time must be above zero, e.g. time = \"30s\"",
+            ));
+        }
+        let gpu_memory = self.gpu.memory.as_u64();
+        if !(4..=MAX_GPU_MEMORY).contains(&gpu_memory) {
+            return Err(Error::invalid(format!(
+                "[resources.gpu] memory = {gpu_memory} bytes is out of range: use 4 bytes to 256 GiB, e.g. memory = \"2 GiB\""
+            )));
         }
         if let Some(bad) = self.wasi_nn.iter().find(|e| e.trim().is_empty()) {
             return Err(Error::invalid(format!(
