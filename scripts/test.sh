@@ -30,6 +30,22 @@ export NETMIND_TEST_POSTGRES NETMIND_REQUIRE_POSTGRES=1
 trap 'scripts/postgres.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
 echo "   $NETMIND_TEST_POSTGRES"
 
+# A real GPU adapter for the GPU tests: the machine's, or Mesa's software Vulkan (lavapipe) where
+# there is none (installed from Debian's packages when missing); the tests fail, never skip, without one.
+echo "== Vulkan (GPU tests)"
+if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
+  echo "   installing Mesa's software Vulkan from Debian's packages"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1 libegl1 libgl1-mesa-dri >/dev/null
+fi
+if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -w "${XDG_RUNTIME_DIR}" ]; then
+  XDG_RUNTIME_DIR=$(mktemp -d "${TMPDIR:-/tmp}/netmind-xdg.XXXXXX")
+  chmod 700 "$XDG_RUNTIME_DIR"
+  export XDG_RUNTIME_DIR
+fi
+export NETMIND_REQUIRE_GPU=1
+echo "   $(ls /usr/share/vulkan/icd.d/ | tr '\n' ' ')"
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"

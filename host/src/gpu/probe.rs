@@ -211,12 +211,7 @@ pub fn benchmark(
     copy_mib: u32,
     runs: u32,
 ) -> Result<Benchmark, GpuError> {
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        label: Some("netmind-benchmark"),
-        required_limits: adapter.limits(),
-        ..Default::default()
-    }))
-    .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+    let (device, queue) = open(adapter)?;
     let time = |f: &dyn Fn()| -> Duration {
         f();
         let mut best = Duration::MAX;
@@ -332,4 +327,38 @@ impl Kernel {
             timeout: None,
         });
     }
+}
+
+/// Opens `adapter` with its full limits (what a native program would do).
+pub fn open(adapter: &wgpu::Adapter) -> Result<(wgpu::Device, wgpu::Queue), GpuError> {
+    pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("netmind-native"),
+        required_limits: adapter.limits(),
+        ..Default::default()
+    }))
+    .map_err(|e| GpuError::NoAdapter(e.to_string()))
+}
+
+/// Copies `buffer` back to the CPU and waits.
+pub fn read_back(device: &wgpu::Device, queue: &wgpu::Queue, buffer: &wgpu::Buffer) -> Vec<u8> {
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: buffer.size(),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
+    let index = queue.submit([enc.finish()]);
+    staging.map_async(wgpu::MapMode::Read, .., |_| {});
+    let _ = device.poll(wgpu::PollType::Wait {
+        submission_index: Some(index),
+        timeout: None,
+    });
+    let bytes = staging
+        .get_mapped_range(..)
+        .map(|v| v.to_vec())
+        .unwrap_or_default();
+    staging.unmap();
+    bytes
 }

@@ -2,7 +2,8 @@
 //! where there is one. `gpu_probe` (conformance/test-programs) drives the bad-input cases; the samples
 //! are compared with their CPU references in `gpu_samples`.
 //!
-//! Without any adapter these tests are skipped locally and fail when `CI` is set (STYLE.md §6).
+//! Without any adapter these tests are skipped locally and fail when `CI` or `NETMIND_REQUIRE_GPU`
+//! is set (STYLE.md §6); `scripts/test.sh` sets the latter.
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -40,7 +41,8 @@ pub(crate) fn rt() -> Option<&'static Runtime> {
     RT.get_or_init(|| {
         if netmind_host::gpu::probe::adapters().is_empty() {
             assert!(
-                std::env::var_os("CI").is_none(),
+                std::env::var_os("CI").is_none()
+                    && std::env::var_os("NETMIND_REQUIRE_GPU").is_none(),
                 "no GPU adapter: install mesa-vulkan-drivers (scripts/test.sh does)"
             );
             eprintln!("skipping GPU tests: no adapter on this machine");
@@ -473,4 +475,55 @@ fn the_worker_runs_a_dispatch_through_its_protocol() {
     drop(stdin);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// The matmul `netmind host gpu` measures computes the right thing (else its GFLOPS mean nothing).
+#[test]
+fn the_benchmark_matmul_matches_the_cpu() {
+    use netmind_host::gpu::probe;
+    let Some(_) = rt() else { return };
+    let _s = serial();
+    let adapter = probe::select_adapter(None).unwrap();
+    let (device, queue) = probe::open(&adapter).unwrap();
+    // Sizes that are not multiples of the tile, to exercise the edges.
+    let (m, k, n) = (37usize, 53usize, 70usize);
+    let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 * 0.5).collect();
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let kernel = probe::Kernel::new(
+        &device,
+        probe::MATMUL_WGSL,
+        &[
+            (m * k * 4) as u64,
+            (k * n * 4) as u64,
+            (m * n * 4) as u64,
+            16,
+        ],
+    );
+    queue.write_buffer(&kernel.buffers[0], 0, &bytes(&a));
+    queue.write_buffer(&kernel.buffers[1], 0, &bytes(&b));
+    let dims: Vec<u8> = [m as u32, k as u32, n as u32, 0]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    queue.write_buffer(&kernel.buffers[3], 0, &dims);
+    kernel.run(
+        &device,
+        &queue,
+        [n.div_ceil(64) as u32, m.div_ceil(16) as u32, 1],
+    );
+    let got: Vec<f32> = probe::read_back(&device, &queue, &kernel.buffers[2])
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    for i in 0..m {
+        for j in 0..n {
+            let want: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            assert!(
+                (got[i * n + j] - want).abs() <= 1e-3 * want.abs().max(1.0),
+                "c[{i}][{j}] = {} != {want}",
+                got[i * n + j]
+            );
+        }
+    }
 }
