@@ -53,6 +53,36 @@ const SAMPLES: &[(&str, &str, &str, &str)] = &[
         "image-classify",
         "IMAGE_CLASSIFY",
     ),
+    (
+        "netmind-sample-wgsl-run",
+        "netmind-sample-wgsl-run",
+        "wgsl-run",
+        "WGSL_RUN",
+    ),
+    (
+        "netmind-sample-gpu-matmul",
+        "netmind-sample-gpu-matmul",
+        "gpu-matmul",
+        "GPU_MATMUL",
+    ),
+    (
+        "netmind-sample-gpu-scan",
+        "netmind-sample-gpu-scan",
+        "gpu-scan",
+        "GPU_SCAN",
+    ),
+    (
+        "netmind-sample-gpu-blur",
+        "netmind-sample-gpu-blur",
+        "gpu-blur",
+        "GPU_BLUR",
+    ),
+    (
+        "netmind-sample-mandelbrot",
+        "netmind-sample-mandelbrot",
+        "mandelbrot",
+        "MANDELBROT",
+    ),
 ];
 
 /// The package of the hostile and edge-case guests.
@@ -64,6 +94,7 @@ const TEST_PROGRAMS_P2: &[&str] = &[
     "echo_stdin",
     "env_leak",
     "escape_fs",
+    "gpu_probe",
     "handle_bomb",
     "infinite_loop",
     "memory_bomb",
@@ -94,8 +125,11 @@ fn main() {
 
     for path in [
         "sdk-guest",
-        // The wasi-nn WIT that netmind-sdk's bindings are generated from.
+        // The wasi-nn and GPU WIT that netmind-sdk's bindings are generated from.
         "host/wit",
+        // Files the GPU samples' libraries include.
+        "samples/wgsl-run/example",
+        "samples/gpu-blur/example",
         "conformance/test-programs",
         "Cargo.toml",
         "Cargo.lock",

@@ -30,6 +30,9 @@ pub enum Error {
     /// A wasi-nn call failed, or a tensor's shape, type and data did not agree.
     #[error(transparent)]
     Nn(#[from] crate::nn::Error),
+    /// A GPU call failed; displayed as `gpu <kind>: <message>`.
+    #[error("gpu {0}")]
+    Gpu(#[from] crate::gpu::Error),
     /// Bytes meant to be a NumPy `.npy` file are not a usable one.
     #[error(transparent)]
     Npy(#[from] crate::npy::Error),

@@ -11,11 +11,13 @@
 //! Progress lines written to stderr with [`progress`] are parsed by the host, and [`run`] stores the job's
 //! structured result in `/output/result.json`.
 //!
-//! [`nn`] runs machine-learning models on the host's backends through wasi-nn, and [`npy`] reads and
-//! writes NumPy `.npy` files as tensors.
+//! [`nn`] runs machine-learning models on the host's backends through wasi-nn, [`gpu`] runs WGSL compute
+//! shaders on the host's GPU, and [`npy`] reads and writes NumPy `.npy` files as tensors or as raw
+//! arrays of any numeric dtype.
 //!
 //! The crate also compiles for `wasm32-wasip1` and for the host, so job logic can be unit tested natively
-//! (the [`nn`] calls themselves only work inside a NetMind host).
+//! (the [`nn`] and [`gpu`] calls themselves only work inside a NetMind host; natively every [`gpu`] call
+//! fails with [`gpu::Error::NoAdapter`]).
 //!
 //! # Example
 //!
@@ -48,6 +50,7 @@
 
 mod error;
 mod files;
+pub mod gpu;
 pub mod nn;
 pub mod npy;
 mod progress;

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `netmind` CLI over the real samples.
 
 mod bundle;
+mod gpu;
 mod nn;
 mod run;
 

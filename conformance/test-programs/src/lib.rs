@@ -10,6 +10,8 @@ use std::{fmt::Display, io, path::Path};
 // Only some binaries use these.
 use getrandom as _;
 #[cfg(target_arch = "wasm32")]
+use netmind_sdk as _;
+#[cfg(target_arch = "wasm32")]
 use wit_bindgen as _;
 
 /// Reports one attempt: `LEAK: what: detail` on `Ok(detail)`, `denied: what: error` on `Err(error)`.

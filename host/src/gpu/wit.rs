@@ -85,11 +85,8 @@ fn kind(k: proto::BindingKind) -> compute::BindingKind {
 impl GpuView<'_> {
     /// Starts the worker if needed and returns the caps.
     fn caps(&mut self) -> Result<proto::Caps, GpuError> {
-        if self.gpu.caps.is_none() {
-            // Any request starts the worker; a zero-length read of nothing is not one, so ask for
-            // the caps through the start itself.
-            self.gpu.ensure_started()?;
-        }
+        // Starts the worker on the first call; after a timeout or a lost device, that error.
+        self.gpu.ensure_started()?;
         self.gpu
             .caps
             .ok_or_else(|| GpuError::Internal("the GPU worker gave no limits".into()))

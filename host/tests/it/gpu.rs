@@ -131,12 +131,7 @@ fn adapter_and_limits_are_reported_and_the_worker_ends_with_the_job() {
         "{:?}\n{lines:?}",
         ran.report.termination
     );
-    let adapter = ran
-        .report
-        .gpu
-        .adapter
-        .clone()
-        .expect("the job used the GPU");
+    let adapter = ran.report.gpu.adapter.expect("the job used the GPU");
     assert!(
         lines.iter().any(|l| l.contains(&adapter)),
         "the job saw another adapter than the report names: {lines:?}"

@@ -2,6 +2,7 @@
 //! (`samples/` and `conformance/test-programs`, built by `netmind-samples-artifacts`).
 
 mod gpu;
+mod gpu_samples;
 mod hostile;
 mod nn;
 mod sandbox;

@@ -8,8 +8,9 @@
 //!
 //! Each artifact is a `pub const` holding its absolute path:
 //!
-//! - samples: [`HELLO`], [`SHA256`], [`BLUR`], [`MATMUL`], [`WORDFREQ`], and the wasi-nn samples
-//!   [`ONNX_RUN`], [`DIGITS`] and [`IMAGE_CLASSIFY`] (components), [`HELLO_P1`] (a core module) and
+//! - samples: [`HELLO`], [`SHA256`], [`BLUR`], [`MATMUL`], [`WORDFREQ`], the wasi-nn samples
+//!   [`ONNX_RUN`], [`DIGITS`] and [`IMAGE_CLASSIFY`], and the GPU samples [`WGSL_RUN`], [`GPU_MATMUL`],
+//!   [`GPU_SCAN`], [`GPU_BLUR`] and [`MANDELBROT`] (components), [`HELLO_P1`] (a core module) and
 //!   [`SAMPLES_DIR`];
 //! - test programs: `TP_<BIN>` for each `conformance/test-programs/src/bin/<bin>.rs`, all listed in
 //!   [`TEST_PROGRAMS`].
@@ -45,6 +46,11 @@ mod tests {
             ONNX_RUN,
             DIGITS,
             IMAGE_CLASSIFY,
+            WGSL_RUN,
+            GPU_MATMUL,
+            GPU_SCAN,
+            GPU_BLUR,
+            MANDELBROT,
         ] {
             assert_eq!(header(path), COMPONENT, "{path}");
         }

@@ -18,13 +18,19 @@
 //!
 //! In Python: `np.save("x.npy", np.asarray(a, dtype=np.float32))` writes a file [`decode`] reads, and
 //! `np.load("y.npy")` reads what [`encode`] writes.
+//!
+//! [`Array`] reads and writes the same files without going through a tensor type, for every fixed-size
+//! numeric [`Dtype`] (`int8` to `uint64`, `float16` to `float64`): what GPU jobs use, since `uint32`,
+//! WGSL's `u32`, has no wasi-nn tensor type.
 
 use std::path::Path;
 
 use crate::nn::{Tensor, TensorType};
 
+pub use array::{Array, Dtype, Element};
 use header::parse_header;
 
+mod array;
 mod header;
 
 /// The first six bytes of every `.npy` file.
@@ -69,6 +75,14 @@ pub enum Error {
          e.g. numpy.save(path, numpy.ascontiguousarray(a))"
     )]
     FortranOrder,
+    /// An [`Array`] was asked for elements of another dtype than its own.
+    #[error("npy: the array's dtype is {actual}, not {expected}")]
+    DtypeMismatch {
+        /// The array's dtype, e.g. `i32`.
+        actual: &'static str,
+        /// The dtype asked for, e.g. `u32`.
+        expected: &'static str,
+    },
     /// The data after the header is not the size the shape and dtype call for.
     #[error("npy: data is {actual} bytes but shape {shape:?} of {dtype} needs {needed}")]
     DataLength {
@@ -91,6 +105,14 @@ pub enum Error {
 /// is not a Python dict literal with `descr`, `fortran_order` and `shape`, an unsupported or big-endian
 /// dtype, Fortran order, or data that is not exactly the size the shape calls for.
 pub fn decode(bytes: &[u8]) -> Result<Tensor, Error> {
+    let (header, data) = split(bytes)?;
+    let (ty, dtype) = dtype(&header.descr)?;
+    check_len(&header.shape, ty.element_size(), dtype, data.len())?;
+    Ok(Tensor::new(header.shape, ty, data.to_vec()).expect("the length was checked above"))
+}
+
+/// Splits a `.npy` file into its parsed header (C order) and the bytes after it.
+fn split(bytes: &[u8]) -> Result<(header::Header, &[u8]), Error> {
     let rest = bytes.strip_prefix(MAGIC).ok_or(Error::NotNpy)?;
     let (&[major, minor], rest) = rest
         .split_first_chunk::<2>()
@@ -122,21 +144,29 @@ pub fn decode(bytes: &[u8]) -> Result<Tensor, Error> {
     if header.fortran_order {
         return Err(Error::FortranOrder);
     }
-    let (ty, dtype) = dtype(&header.descr)?;
-    let needed = header
-        .shape
+    Ok((header, data))
+}
+
+/// Checks that `actual` bytes of data are what `shape` of elements of `element_size` bytes need.
+fn check_len(
+    shape: &[usize],
+    element_size: usize,
+    dtype: &str,
+    actual: usize,
+) -> Result<(), Error> {
+    let needed = shape
         .iter()
-        .try_fold(ty.element_size(), |n, &d| n.checked_mul(d))
-        .ok_or_else(|| Error::Header(format!("shape {:?} is too large", header.shape)))?;
-    if data.len() != needed {
+        .try_fold(element_size, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| Error::Header(format!("shape {shape:?} is too large")))?;
+    if actual != needed {
         return Err(Error::DataLength {
-            actual: data.len(),
+            actual,
             needed,
-            shape: header.shape,
+            shape: shape.to_vec(),
             dtype: dtype.to_owned(),
         });
     }
-    Ok(Tensor::new(header.shape, ty, data.to_vec()).expect("the length was checked above"))
+    Ok(())
 }
 
 /// Writes a tensor as a `.npy` file (format 1.0; 2.0 only if the header would not fit 64 KiB).
@@ -153,7 +183,13 @@ pub fn encode(tensor: &Tensor) -> Vec<u8> {
         TensorType::I64 => ("<i8", tensor.bytes().into()),
         TensorType::BF16 => ("<f4", widen_bf16(tensor.bytes()).into()),
     };
-    let shape = match tensor.shape() {
+    write(descr, tensor.shape(), &data)
+}
+
+/// A `.npy` file (format 1.0; 2.0 only if the header would not fit 64 KiB) of `data` with `descr` and
+/// `shape`, the header padded so the data starts at a multiple of 64 bytes.
+fn write(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let shape = match shape {
         [] => "()".to_owned(),
         [one] => format!("({one},)"),
         dims => {
@@ -187,7 +223,7 @@ pub fn encode(tensor: &Tensor) -> Vec<u8> {
         out.extend_from_slice(&len.to_le_bytes());
     }
     out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(&data);
+    out.extend_from_slice(data);
     out
 }
 
