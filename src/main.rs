@@ -11,7 +11,10 @@ use clap::{Parser, Subcommand};
 mod bundle;
 mod gpu;
 mod host;
+mod job;
+mod market;
 mod nn;
+mod offer;
 mod run;
 mod source;
 mod wallet;
@@ -51,6 +54,15 @@ enum Command {
     /// Create and show Ethereum keystores used to sign bundles and orders.
     #[command(subcommand)]
     Wallet(wallet::WalletCommand),
+    /// Run a market, or look at its books.
+    #[command(subcommand)]
+    Market(market::MarketCommand),
+    /// Post and cancel a host's signed offers.
+    #[command(subcommand)]
+    Offer(offer::OfferCommand),
+    /// Submit jobs to a market and follow them.
+    #[command(subcommand)]
+    Job(job::JobCommand),
 }
 
 fn init_tracing(filter: &str, json: bool) {
@@ -74,6 +86,9 @@ fn main() -> ExitCode {
         Command::Bundle(cmd) => bundle::bundle(cmd),
         Command::Wallet(cmd) => wallet::wallet(cmd),
         Command::Host(cmd) => host::host(cmd),
+        Command::Market(cmd) => market::market(cmd),
+        Command::Offer(cmd) => offer::offer(cmd),
+        Command::Job(cmd) => job::job(cmd),
     };
     match result {
         Ok(code) => code,

@@ -377,6 +377,7 @@ impl Job {
                         rt.gpu.clone(),
                         limits.gpu.clone(),
                         limits.wall_time,
+                        limits.memory_bytes,
                     ),
                 };
                 let mut store = new_store(&rt.engine, state, rt.config.fuel, fuel_budget)?;

@@ -9,11 +9,13 @@
 //! loses only commands that were never acknowledged. Deals are keyed by their
 //! deterministic id, so none is ever written twice.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::pool::PoolOptions;
 use sqlx::{Any, AnyPool as Pool, Executor, Row};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{RwLock, broadcast, mpsc, oneshot, watch};
 
 use crate::engine::{Command, Engine, EngineConfig, Event, Time};
 
@@ -37,6 +39,9 @@ pub enum JournalError {
     /// The sequencer stopped.
     #[error("the market's sequencer has stopped")]
     Stopped,
+    /// Another market process sequences this journal.
+    #[error("{0}")]
+    Locked(String),
     /// The journal was written with other engine rules or settings.
     #[error(
         "the journal was written with {have}, not {want}: replaying it would give another book; start with the same settings or a new journal"
@@ -55,6 +60,8 @@ type Result<T, E = JournalError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Journal {
     pool: Pool,
+    /// Where it is: a PostgreSQL URL or a SQLite file path.
+    location: Arc<str>,
 }
 
 /// An accepted command with the time it was accepted and what it did.
@@ -66,7 +73,14 @@ pub struct Entry {
     pub at: Time,
     /// What the engine did with it.
     pub events: Vec<Event>,
+    /// The signed order as its maker sent it (JSON), for offers and bids
+    /// placed through the API; stored with the entry.
+    pub signed: Option<String>,
 }
+
+/// The shared, committed state of the book: the sequencer writes it (and
+/// holds it while a batch commits), readers see only committed commands.
+pub type SharedEngine = Arc<RwLock<Engine>>;
 
 impl Journal {
     /// Opens (creating if needed) the journal at `location`: a PostgreSQL URL
@@ -84,7 +98,10 @@ impl Journal {
                 .connect(location)
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            return Ok(Self { pool });
+            return Ok(Self {
+                pool,
+                location: location.into(),
+            });
         }
         let path = location.strip_prefix("sqlite://").unwrap_or(location);
         let pool = PoolOptions::<Any>::new()
@@ -100,7 +117,10 @@ impl Journal {
             .connect(&format!("sqlite://{path}?mode=rwc"))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            location: path.into(),
+        })
     }
 
     /// Appends a batch in one transaction (group commit): the commands, and
@@ -111,41 +131,81 @@ impl Journal {
     /// The database refused the transaction; nothing of the batch is stored.
     pub async fn append(&self, batch: &[Entry]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for entry in batch {
+        // One writer (the journal's lock): sequence numbers are ours to give,
+        // and each table takes the whole batch in a few multi-row statements.
+        let first: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM journal")
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        let mut journal = Vec::with_capacity(batch.len() * 3);
+        let mut deals = Vec::new();
+        let mut orders = Vec::new();
+        for (n, entry) in batch.iter().enumerate() {
+            let seq = first + n as i64;
             let json = serde_json::to_string(&entry.command)
-                .map_err(|error| JournalError::Entry { seq: -1, error })?;
-            let seq: i64 =
-                sqlx::query("INSERT INTO journal (at, command) VALUES ($1, $2) RETURNING seq")
-                    .bind(entry.at as i64)
-                    .bind(json)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .get(0);
-            let deals = entry.events.iter().filter_map(|e| match e {
+                .map_err(|error| JournalError::Entry { seq, error })?;
+            journal.extend([Val::I(seq), Val::I(entry.at as i64), Val::S(json)]);
+            let made = entry.events.iter().filter_map(|e| match e {
                 Event::Deal(d) => Some(d),
                 _ => None,
             });
-            for (ord, d) in deals.enumerate() {
-                sqlx::query(
-                    "INSERT INTO deals (id, seq, bid, offer, owner, host, class, price, seconds, replica, at, ord) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(d.id.to_string())
-                .bind(seq)
-                .bind(d.bid.to_string())
-                .bind(d.offer.to_string())
-                .bind(d.owner.to_string())
-                .bind(d.host.to_string())
-                .bind(d.class.as_ref())
-                .bind(d.price.to_string())
-                .bind(d.seconds as i64)
-                .bind(i64::from(d.replica))
-                .bind(d.time as i64)
-                .bind(ord as i64)
-                .execute(&mut *tx)
-                .await?;
+            for (ord, d) in made.enumerate() {
+                deals.extend([
+                    Val::S(d.id.to_string()),
+                    Val::I(seq),
+                    Val::S(d.bid.to_string()),
+                    Val::S(d.offer.to_string()),
+                    Val::S(d.owner.to_string()),
+                    Val::S(d.host.to_string()),
+                    Val::S(d.class.to_string()),
+                    Val::S(d.price.to_string()),
+                    Val::I(d.seconds as i64),
+                    Val::I(i64::from(d.replica)),
+                    Val::I(d.time as i64),
+                    Val::I(ord as i64),
+                ]);
+            }
+            if let Some(signed) = &entry.signed {
+                let (id, kind, maker, class) = match &entry.command {
+                    Command::Offer(o) => (o.id, "offer", o.host, &o.class),
+                    Command::Bid(b) => (b.id, "bid", b.owner, &b.class),
+                    _ => continue,
+                };
+                orders.extend([
+                    Val::S(id.to_string()),
+                    Val::I(seq),
+                    Val::S(kind.into()),
+                    Val::S(maker.to_string()),
+                    Val::S(class.clone()),
+                    Val::I(entry.at as i64),
+                    Val::S(signed.clone()),
+                ]);
             }
         }
+        insert(
+            &mut tx,
+            "INSERT INTO journal (seq, at, command)",
+            3,
+            journal,
+            "",
+        )
+        .await?;
+        insert(
+            &mut tx,
+            "INSERT INTO deals (id, seq, bid, offer, owner, host, class, price, seconds, replica, at, ord)",
+            12,
+            deals,
+            "",
+        )
+        .await?;
+        insert(
+            &mut tx,
+            "INSERT INTO orders (id, seq, kind, maker, class, at, signed)",
+            7,
+            orders,
+            " ON CONFLICT (id) DO NOTHING",
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -186,7 +246,57 @@ impl Journal {
     }
 }
 
+/// A value to bind.
+enum Val {
+    I(i64),
+    S(String),
+}
+
+/// `head VALUES (..), (..) tail` for rows of `width` values, at most 1,000
+/// rows a statement (under SQLite's and PostgreSQL's parameter limits).
+async fn insert(
+    conn: &mut sqlx::AnyConnection,
+    head: &str,
+    width: usize,
+    values: Vec<Val>,
+    tail: &str,
+) -> Result<()> {
+    use std::fmt::Write as _;
+    let mut values = values.into_iter().peekable();
+    while values.peek().is_some() {
+        let chunk: Vec<Val> = values.by_ref().take(width * 1000).collect();
+        let mut sql = String::with_capacity(head.len() + chunk.len() * 6);
+        sql.push_str(head);
+        sql.push_str(" VALUES ");
+        for row in 0..chunk.len() / width {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for col in 0..width {
+                let sep = if col == 0 { "" } else { ", " };
+                let _ = write!(sql, "{sep}${}", row * width + col + 1);
+            }
+            sql.push(')');
+        }
+        sql.push_str(tail);
+        // Only placeholders are formatted in; the values are bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+        for v in chunk {
+            q = match v {
+                Val::I(i) => q.bind(i),
+                Val::S(s) => q.bind(s),
+            };
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 type Ack = oneshot::Sender<Result<Vec<Event>, String>>;
+
+/// A command to sequence, with the signed order it came from (if any).
+type Submission = (Command, Option<String>, Ack);
+
+/// Committed entries, in order, as the sequencer publishes them.
+pub type Committed = Arc<Vec<Entry>>;
 
 /// Orders commands, applies them to the engine and acknowledges each only
 /// after its journal entry is committed; commands that arrive while a commit
@@ -195,7 +305,12 @@ type Ack = oneshot::Sender<Result<Vec<Event>, String>>;
 /// Once a second, a `Tick` lapses what is due, journaled when it did.
 #[derive(Debug, Clone)]
 pub struct Sequencer {
-    tx: mpsc::Sender<(Command, Ack)>,
+    tx: mpsc::Sender<Submission>,
+    engine: SharedEngine,
+    committed: broadcast::Sender<Committed>,
+    entries: Arc<AtomicU64>,
+    /// Closed when the sequencer task ends.
+    done: watch::Receiver<()>,
 }
 
 /// The most commands committed together.
@@ -215,11 +330,53 @@ impl Sequencer {
     /// settings (replaying it would give another book).
     pub async fn start(journal: Journal, config: EngineConfig) -> Result<Self> {
         journal.check_settings(&config).await?;
-        let (engine, _) = journal.replay(config.clone()).await?;
+        let (engine, replayed) = journal.replay(config.clone()).await?;
         let last = journal.last_time().await?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(journal, engine, config, last, rx));
-        Ok(Self { tx })
+        let engine = Arc::new(RwLock::new(engine));
+        let (committed, _) = broadcast::channel(1024);
+        let entries = Arc::new(AtomicU64::new(replayed));
+        let (finished, done) = watch::channel(());
+        let shared = Shared {
+            engine: engine.clone(),
+            committed: committed.clone(),
+            entries: entries.clone(),
+            _finished: finished,
+        };
+        tokio::spawn(run(journal, shared, config, last, rx));
+        Ok(Self {
+            tx,
+            engine,
+            committed,
+            entries,
+            done,
+        })
+    }
+
+    /// The book as of the last commit: the sequencer holds it for writing
+    /// while it applies and commits a batch, so a reader never sees a
+    /// command that is not durable.
+    pub fn engine(&self) -> &SharedEngine {
+        &self.engine
+    }
+
+    /// Resolves once the sequencer has stopped: every handle was dropped
+    /// and the last batch was committed (or failed).
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let mut done = self.done.clone();
+        async move { while done.changed().await.is_ok() {} }
+    }
+
+    /// How many entries the journal holds (those replayed at start and
+    /// those committed since).
+    pub fn committed_entries(&self) -> u64 {
+        self.entries.load(Ordering::Relaxed)
+    }
+
+    /// Every batch committed from now on, in order (a receiver that falls
+    /// more than 1,024 batches behind loses the oldest and is told so).
+    pub fn subscribe(&self) -> broadcast::Receiver<Committed> {
+        self.committed.subscribe()
     }
 
     /// Submits a command; returns what it did once it is durable.
@@ -228,9 +385,23 @@ impl Sequencer {
     ///
     /// The journal could not store it (it was not applied), or the sequencer stopped.
     pub async fn submit(&self, command: Command) -> Result<Vec<Event>, String> {
+        self.submit_signed(command, None).await
+    }
+
+    /// [`Sequencer::submit`] for an order placed by its maker: `signed` (the
+    /// signed order's JSON) is stored with the journal entry.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sequencer::submit`].
+    pub async fn submit_signed(
+        &self,
+        command: Command,
+        signed: Option<String>,
+    ) -> Result<Vec<Event>, String> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send((command, ack))
+            .send((command, signed, ack))
             .await
             .map_err(|_| JournalError::Stopped.to_string())?;
         done.await.map_err(|_| JournalError::Stopped.to_string())?
@@ -281,12 +452,21 @@ fn only_rejected(events: &[Event]) -> bool {
     events.iter().all(|e| matches!(e, Event::Rejected { .. }))
 }
 
+/// What the sequencer task publishes to.
+struct Shared {
+    engine: SharedEngine,
+    committed: broadcast::Sender<Committed>,
+    entries: Arc<AtomicU64>,
+    /// Dropped when the task ends.
+    _finished: watch::Sender<()>,
+}
+
 async fn run(
     journal: Journal,
-    mut engine: Engine,
+    shared: Shared,
     config: EngineConfig,
     mut last: Time,
-    mut rx: mpsc::Receiver<(Command, Ack)>,
+    mut rx: mpsc::Receiver<Submission>,
 ) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -299,11 +479,13 @@ async fn run(
             // A quiet second: lapse what is due, so the book shows no stale orders.
             let (ack, unheard) = oneshot::channel();
             drop(unheard);
-            pending.push((Command::Tick, ack));
+            pending.push((Command::Tick, None, ack));
         }
+        // Readers wait for the commit: they never see what is not durable.
+        let mut engine = shared.engine.write().await;
         let mut batch = Vec::with_capacity(pending.len());
         let mut acks = Vec::with_capacity(pending.len());
-        for (command, ack) in pending.drain(..) {
+        for (command, signed, ack) in pending.drain(..) {
             // Time never goes back in the journal, whatever the clock does.
             let at = now_ms().max(last);
             last = at;
@@ -316,17 +498,25 @@ async fn run(
                 command,
                 at,
                 events,
+                signed,
             });
             acks.push(ack);
         }
         if batch.is_empty() {
+            drop(engine);
             continue;
         }
         match journal.append(&batch).await {
             Ok(()) => {
-                for (ack, entry) in acks.into_iter().zip(batch) {
-                    let _ = ack.send(Ok(entry.events));
+                drop(engine);
+                for (ack, entry) in acks.into_iter().zip(&batch) {
+                    let _ = ack.send(Ok(entry.events.clone()));
                 }
+                shared
+                    .entries
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                // Nobody listening is fine.
+                let _ = shared.committed.send(Arc::new(batch));
             }
             Err(e) => {
                 // Not durable, so not applied: go back to what the journal holds.
@@ -335,7 +525,7 @@ async fn run(
                 for ack in acks {
                     let _ = ack.send(Err(msg.clone()));
                 }
-                engine = rebuild(&journal, &config).await;
+                *engine = rebuild(&journal, &config).await;
             }
         }
     }
@@ -356,6 +546,9 @@ async fn rebuild(journal: &Journal, config: &EngineConfig) -> Engine {
         }
     }
 }
+
+mod queries;
+pub use queries::{DealQuery, DealRow, JournalLock, OrderRow};
 
 #[cfg(test)]
 mod tests;

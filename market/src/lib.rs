@@ -2,10 +2,19 @@
 //!
 //! [`engine`]: the order-book matching engine, a pure deterministic function
 //! of its command log (no I/O); [`orders`]: signed EIP-712 orders checked and
-//! turned into the engine's; [`journal`]: the durable journal (SQLite) and
-//! the sequencer that acknowledges an order only once it is committed. The
-//! HTTP API and the blob store build on them.
+//! turned into the engine's; [`journal`]: the durable journal (SQLite or
+//! PostgreSQL) and the sequencer that acknowledges an order only once it is
+//! committed; [`blob`]: the content-addressed blob store; [`api`]: the HTTP
+//! API on `hyper`; [`server`]: all of them started together; [`client`]: a
+//! typed client of the API (used by the CLI, the tests and the benchmark).
 
+pub mod api;
+pub mod blob;
+pub mod client;
 pub mod engine;
+pub mod error;
 pub mod journal;
 pub mod orders;
+pub mod server;
+
+pub use error::{Error, Result};

@@ -2,6 +2,7 @@
 
 mod bundle;
 mod gpu;
+mod market;
 mod nn;
 mod run;
 

@@ -49,16 +49,19 @@ impl Worker {
         let stdout = child.stdout.take().expect("piped");
         let mut stderr_pipe = child.stderr.take().expect("piped");
         let (req_tx, req_rx) = mpsc::sync_channel::<(Request, Vec<u8>)>(1);
-        thread::spawn(move || {
+        let thread_err =
+            |e: std::io::Error| GpuError::Internal(format!("cannot start a thread: {e}"));
+        spawn_named("gpu-requests", move || {
             let mut w = BufWriter::new(stdin);
             while let Ok((req, payload)) = req_rx.recv() {
                 if write_frame(&mut w, &req, &payload).is_err() {
                     break;
                 }
             }
-        });
+        })
+        .map_err(thread_err)?;
         let (rep_tx, rep_rx) = mpsc::channel();
-        thread::spawn(move || {
+        spawn_named("gpu-replies", move || {
             let mut r = BufReader::new(stdout);
             loop {
                 let frame = match read_frame::<Reply>(&mut r) {
@@ -71,10 +74,11 @@ impl Worker {
                     break;
                 }
             }
-        });
+        })
+        .map_err(thread_err)?;
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let tail = stderr.clone();
-        thread::spawn(move || {
+        spawn_named("gpu-stderr", move || {
             let mut buf = [0u8; 1024];
             while let Ok(n) = stderr_pipe.read(&mut buf) {
                 if n == 0 {
@@ -85,7 +89,8 @@ impl Worker {
                 let excess = t.len().saturating_sub(STDERR_TAIL);
                 t.drain(..excess);
             }
-        });
+        })
+        .map_err(thread_err)?;
         Ok(Self {
             child,
             requests: Some(req_tx),
@@ -120,6 +125,21 @@ impl Worker {
     }
 }
 
+fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(|_| ())
+}
+
+/// `now + d`, or a time too far ahead to matter when that overflows.
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 enum State {
     NotStarted,
     Running(Box<Worker>),
@@ -148,14 +168,22 @@ pub(crate) struct JobGpu {
     stats: Stats,
     pub(crate) adapter: Option<AdapterDesc>,
     pub(crate) caps: Option<Caps>,
+    /// The job's memory limit: no single read may bring back more.
+    pub(crate) memory_bytes: u64,
 }
 
 impl JobGpu {
-    pub(crate) fn new(config: Arc<GpuConfig>, limits: GpuLimits, wall_time: Duration) -> Self {
+    pub(crate) fn new(
+        config: Arc<GpuConfig>,
+        limits: GpuLimits,
+        wall_time: Duration,
+        memory_bytes: u64,
+    ) -> Self {
         Self {
             config,
             limits,
-            wall_deadline: Instant::now() + wall_time,
+            memory_bytes,
+            wall_deadline: after(wall_time),
             state: State::NotStarted,
             next_id: 0,
             used: Duration::ZERO,
@@ -243,8 +271,9 @@ impl JobGpu {
             adapter: self.config.adapter.clone(),
             quota: self.limits.quota(),
         };
-        let until = Instant::now() + self.config.init_timeout;
-        match self.exchange(init, Vec::new(), until.min(self.wall_deadline), false)? {
+        let until = after(self.config.init_timeout);
+        let ready = self.exchange(init, Vec::new(), until.min(self.wall_deadline), false);
+        match ready.map_err(|e| self.fail(e))? {
             (Outcome::Ready { adapter, caps }, _) => {
                 tracing::debug!(target: "host::gpu", adapter = %adapter.name, "GPU worker ready");
                 self.adapter = Some(adapter);
@@ -268,12 +297,13 @@ impl JobGpu {
         self.ensure_started()?;
         let now = Instant::now();
         let budget_left = self.limits.time.saturating_sub(self.used);
+        let budget_deadline = now.checked_add(budget_left).unwrap_or(self.wall_deadline);
         let deadline = if charge {
-            (now + budget_left).min(self.wall_deadline)
+            budget_deadline.min(self.wall_deadline)
         } else {
             self.wall_deadline
         };
-        let by_budget = charge && now + budget_left < self.wall_deadline;
+        let by_budget = charge && budget_deadline < self.wall_deadline;
         let started = Instant::now();
         let result = self.exchange(req, payload, deadline, by_budget);
         if charge {

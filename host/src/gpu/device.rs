@@ -88,6 +88,7 @@ impl JobDevice {
                 .min_storage_buffer_offset_alignment
                 .max(required.min_uniform_buffer_offset_alignment),
             max_bind_groups: required.max_bind_groups,
+            max_workgroup_storage_size: required.max_compute_workgroup_storage_size,
             gpu_time_budget_ms: quota.gpu_time_ms,
             max_shader_bytes: quota.max_shader_bytes,
         };
@@ -145,6 +146,9 @@ impl JobDevice {
     }
 
     pub(crate) fn create_buffer(&mut self, id: u32, size: u64) -> Result<Outcome, GpuError> {
+        if self.buffers.contains_key(&id) {
+            return Err(GpuError::Internal(format!("buffer id {id} is in use")));
+        }
         if size == 0 || !size.is_multiple_of(4) {
             return Err(GpuError::OutOfRange(format!(
                 "a buffer of {size} bytes: sizes must be a positive multiple of 4"
@@ -217,9 +221,13 @@ impl JobDevice {
             return Ok(Outcome::Done);
         }
         let buffer = self.buffer(id)?;
-        self.scoped(GpuError::Internal, || {
-            self.queue.write_buffer(buffer, offset, data)
+        // wgpu keeps a staging copy of a write until the next submit, even past the buffer's
+        // destruction: submit (empty) and wait now, so what the job holds is what it is charged for.
+        let index = self.scoped(GpuError::Internal, || {
+            self.queue.write_buffer(buffer, offset, data);
+            self.queue.submit([])
         })?;
+        self.wait(index)?;
         Ok(Outcome::Done)
     }
 
@@ -313,6 +321,9 @@ impl JobDevice {
         wgsl: &[u8],
         entry: &str,
     ) -> Result<Outcome, GpuError> {
+        if self.pipelines.contains_key(&id) {
+            return Err(GpuError::Internal(format!("pipeline id {id} is in use")));
+        }
         if self.pipelines.len() >= self.quota.max_pipelines as usize {
             return Err(GpuError::QuotaExceeded(format!(
                 "the job already holds {} pipelines, the most it may; drop some first",
@@ -505,7 +516,22 @@ impl JobDevice {
             .collect::<Result<_, _>>()?;
         let mut hashes = Vec::with_capacity(dispatches.len());
         // Bounded chunks: the written ranges of a chunk are copied to one staging buffer for hashing.
-        let cap = self.quota.max_total_bytes.max(4);
+        let cap = self
+            .quota
+            .max_total_bytes
+            .min(self.caps.max_buffer_size)
+            .max(4);
+        if let Some((i, need)) = checked
+            .iter()
+            .map(|c| c.iter().filter(|b| b.2).map(|b| b.1).sum::<u64>())
+            .enumerate()
+            .find(|(_, need)| *need > cap)
+        {
+            return Err(GpuError::LimitExceeded(format!(
+                "dispatch {i} can write {need} bytes; the host hashes at most {cap} bytes of writes per \
+                 dispatch (bind smaller ranges)"
+            )));
+        }
         let mut start = 0;
         while start < dispatches.len() {
             let mut end = start;

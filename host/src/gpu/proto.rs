@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::GpuError;
 
 /// Largest JSON header either side accepts.
-const MAX_HEADER: u32 = 1 << 20;
+const MAX_HEADER: u32 = 16 << 20;
 /// Largest payload either side accepts (buffer contents are bounded far lower by the job's quota).
 const MAX_PAYLOAD: u64 = 1 << 34;
 
@@ -75,6 +75,7 @@ pub struct Caps {
     pub max_uniform_binding_size: u64,
     pub min_binding_offset_alignment: u32,
     pub max_bind_groups: u32,
+    pub max_workgroup_storage_size: u32,
     pub gpu_time_budget_ms: u64,
     pub max_shader_bytes: u32,
 }

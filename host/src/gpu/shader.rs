@@ -77,6 +77,7 @@ pub(crate) fn reflect(wgsl: &str, entry: &str, caps: &Caps) -> Result<Reflection
     }
 
     let used = info.get_entry_point(index);
+    check_memory(&module, &used_globals(&module, used), caps)?;
     let mut bindings = Vec::new();
     for (handle, var) in module.global_variables.iter() {
         if used[handle].is_empty() {
@@ -131,6 +132,73 @@ pub(crate) fn reflect(wgsl: &str, entry: &str, caps: &Caps) -> Result<Reflection
     })
 }
 
+fn used_globals(
+    module: &naga::Module,
+    used: &naga::valid::FunctionInfo,
+) -> Vec<naga::Handle<naga::GlobalVariable>> {
+    module
+        .global_variables
+        .iter()
+        .filter(|(h, _)| !used[*h].is_empty())
+        .map(|(h, _)| h)
+        .collect()
+}
+
+/// WGSL's limits on per-invocation memory (8 KiB of `private` and of `function` variables), and the
+/// device's on `workgroup` memory: nothing checks the latter before the driver, where a shader over it
+/// is undefined behaviour.
+fn check_memory(
+    module: &naga::Module,
+    used: &[naga::Handle<naga::GlobalVariable>],
+    caps: &Caps,
+) -> Result<(), GpuError> {
+    const PER_INVOCATION: u64 = 8192;
+    let size = |ty: naga::Handle<naga::Type>| {
+        module.types[ty]
+            .inner
+            .try_size(module.to_ctx())
+            .map_or(u64::MAX, u64::from)
+    };
+    let (mut workgroup, mut private) = (0u64, 0u64);
+    for &h in used {
+        let var = &module.global_variables[h];
+        match var.space {
+            AddressSpace::WorkGroup => workgroup = workgroup.saturating_add(size(var.ty)),
+            AddressSpace::Private => private = private.saturating_add(size(var.ty)),
+            _ => {}
+        }
+    }
+    if workgroup > u64::from(caps.max_workgroup_storage_size) {
+        return Err(GpuError::LimitExceeded(format!(
+            "the entry point uses {workgroup} bytes of `var<workgroup>` memory; this device allows {}",
+            caps.max_workgroup_storage_size
+        )));
+    }
+    if private > PER_INVOCATION {
+        return Err(GpuError::LimitExceeded(format!(
+            "the entry point uses {private} bytes of `var<private>` memory; WGSL allows {PER_INVOCATION}"
+        )));
+    }
+    let functions = module
+        .functions
+        .iter()
+        .map(|(_, f)| f)
+        .chain(module.entry_points.iter().map(|ep| &ep.function));
+    for f in functions {
+        let local = f
+            .local_variables
+            .iter()
+            .fold(0u64, |acc, (_, v)| acc.saturating_add(size(v.ty)));
+        if local > PER_INVOCATION {
+            let name = f.name.as_deref().unwrap_or("a function");
+            return Err(GpuError::LimitExceeded(format!(
+                "`{name}` has {local} bytes of local variables; WGSL allows {PER_INVOCATION}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn stage_name(stage: ShaderStage) -> &'static str {
     match stage {
         ShaderStage::Vertex => "@vertex",
@@ -159,6 +227,7 @@ mod tests {
             max_uniform_binding_size: 1 << 16,
             min_binding_offset_alignment: 256,
             max_bind_groups: 4,
+            max_workgroup_storage_size: 16384,
             gpu_time_budget_ms: 1000,
             max_shader_bytes: 4096,
         }
@@ -226,6 +295,27 @@ mod tests {
         assert!(matches!(&err, GpuError::LimitExceeded(_)), "{err}");
         let err = reflect(&" ".repeat(5000), "main", &c).unwrap_err();
         assert!(matches!(&err, GpuError::QuotaExceeded(_)), "{err}");
+        let wg = "var<workgroup> w: array<u32, 100000>;
+            @compute @workgroup_size(1) fn main() { w[0] = 1u; }";
+        let err = reflect(wg, "main", &c).unwrap_err();
+        assert!(
+            matches!(&err, GpuError::LimitExceeded(m) if m.contains("workgroup")),
+            "{err}"
+        );
+        let private = "var<private> p: array<u32, 100000>;
+            @compute @workgroup_size(1) fn main() { p[0] = 1u; }";
+        let err = reflect(private, "main", &c).unwrap_err();
+        assert!(
+            matches!(&err, GpuError::LimitExceeded(m) if m.contains("private")),
+            "{err}"
+        );
+        let local =
+            "@compute @workgroup_size(1) fn main() { var l: array<u32, 100000>; l[1] = 2u; }";
+        let err = reflect(local, "main", &c).unwrap_err();
+        assert!(
+            matches!(&err, GpuError::LimitExceeded(m) if m.contains("local")),
+            "{err}"
+        );
         let ov = "override n: u32 = 4u; @compute @workgroup_size(1) fn main() { _ = n; }";
         let err = reflect(ov, "main", &c).unwrap_err();
         assert!(

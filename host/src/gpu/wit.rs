@@ -139,6 +139,28 @@ impl compute::Host for GpuView<'_> {
         &mut self,
         dispatches: Vec<compute::Dispatch>,
     ) -> WitResult<Vec<compute::DispatchReport>> {
+        let caps = match self.caps() {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        if dispatches.len() > caps.max_dispatches_per_submit as usize {
+            return Ok(Err(WitError::QuotaExceeded(format!(
+                "{} dispatches in one submit; at most {} (split them over several submits)",
+                dispatches.len(),
+                caps.max_dispatches_per_submit
+            ))));
+        }
+        if let Some((i, d)) = dispatches
+            .iter()
+            .enumerate()
+            .find(|(_, d)| d.bindings.len() > MAX_BINDINGS)
+        {
+            return Ok(Err(WitError::BindingMismatch(format!(
+                "dispatch {i} has {} bindings; a dispatch has at most {MAX_BINDINGS}",
+                d.bindings.len()
+            ))));
+        }
+        let count = dispatches.len();
         let mut reqs = Vec::with_capacity(dispatches.len());
         for d in dispatches {
             let pipeline = self.table.get(&d.pipeline)?.id;
@@ -163,7 +185,7 @@ impl compute::Host for GpuView<'_> {
             .gpu
             .request(Request::Submit { dispatches: reqs }, Vec::new(), true)
         {
-            Ok((Outcome::Submitted { hashes }, _)) => Ok(Ok(hashes
+            Ok((Outcome::Submitted { hashes }, _)) if hashes.len() == count => Ok(Ok(hashes
                 .into_iter()
                 .map(|h| compute::DispatchReport { hash: h.to_vec() })
                 .collect())),
@@ -185,6 +207,21 @@ impl compute::Host for GpuView<'_> {
     }
 }
 
+/// Most bindings one dispatch may carry (a request stays a small frame).
+const MAX_BINDINGS: usize = 64;
+/// Longest entry-point name.
+const MAX_ENTRY: usize = 255;
+
+/// Checks `offset..offset + len` against a buffer before any bytes travel to the worker.
+fn check_range(size: u64, offset: u64, len: u64, what: &str) -> Result<(), WitError> {
+    if offset.checked_add(len).is_none_or(|end| end > size) {
+        return Err(WitError::OutOfRange(format!(
+            "{what} at offset {offset} of {len} bytes goes past the end of a {size}-byte buffer"
+        )));
+    }
+    Ok(())
+}
+
 fn unexpected() -> WitError {
     WitError::Internal("the GPU worker answered with something else".into())
 }
@@ -194,7 +231,7 @@ impl compute::HostBuffer for GpuView<'_> {
         let id = self.gpu.next_id();
         match self
             .gpu
-            .request(Request::CreateBuffer { id, size }, Vec::new(), false)
+            .request(Request::CreateBuffer { id, size }, Vec::new(), true)
         {
             Ok(_) => Ok(Ok(self.table.push(BufferRes { id, size })?)),
             Err(e) => Ok(Err(e.into())),
@@ -206,7 +243,11 @@ impl compute::HostBuffer for GpuView<'_> {
     }
 
     fn write(&mut self, this: Resource<BufferRes>, offset: u64, data: Vec<u8>) -> WitResult<()> {
-        let id = self.table.get(&this)?.id;
+        let b = self.table.get(&this)?;
+        let id = b.id;
+        if let Err(e) = check_range(b.size, offset, data.len() as u64, "a write") {
+            return Ok(Err(e));
+        }
         match self
             .gpu
             .request(Request::WriteBuffer { id, offset }, data, true)
@@ -217,12 +258,22 @@ impl compute::HostBuffer for GpuView<'_> {
     }
 
     fn read(&mut self, this: Resource<BufferRes>, offset: u64, len: u64) -> WitResult<Vec<u8>> {
-        let id = self.table.get(&this)?.id;
+        let b = self.table.get(&this)?;
+        let id = b.id;
+        if let Err(e) = check_range(b.size, offset, len, "a read") {
+            return Ok(Err(e));
+        }
+        if len > self.gpu.memory_bytes {
+            return Ok(Err(WitError::OutOfRange(format!(
+                "a read of {len} bytes is more than the job's memory limit of {} bytes; read in parts",
+                self.gpu.memory_bytes
+            ))));
+        }
         match self
             .gpu
             .request(Request::ReadBuffer { id, offset, len }, Vec::new(), true)
         {
-            Ok((Outcome::Data, bytes)) => Ok(Ok(bytes)),
+            Ok((Outcome::Data, bytes)) if bytes.len() as u64 == len => Ok(Ok(bytes)),
             Ok(_) => Ok(Err(unexpected())),
             Err(e) => Ok(Err(e.into())),
         }
@@ -237,6 +288,23 @@ impl compute::HostBuffer for GpuView<'_> {
 
 impl compute::HostPipeline for GpuView<'_> {
     fn create(&mut self, wgsl: String, entry_point: String) -> WitResult<Resource<PipelineRes>> {
+        if entry_point.len() > MAX_ENTRY {
+            return Ok(Err(WitError::BindingMismatch(format!(
+                "the entry point's name is {} bytes; names are at most {MAX_ENTRY}",
+                entry_point.len()
+            ))));
+        }
+        let caps = match self.caps() {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        if wgsl.len() > caps.max_shader_bytes as usize {
+            return Ok(Err(WitError::QuotaExceeded(format!(
+                "the shader is {} bytes; shaders are at most {} bytes",
+                wgsl.len(),
+                caps.max_shader_bytes
+            ))));
+        }
         let id = self.gpu.next_id();
         let req = Request::CreatePipeline {
             id,

@@ -5,6 +5,7 @@
 //! replying when its device is lost or wgpu panics. Its stdout carries only frames; diagnostics go to
 //! stderr.
 
+use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
@@ -17,6 +18,12 @@ use super::proto::{Outcome, Reply, Request, Stats, read_frame, write_frame};
 /// The worker's `main`: returns when the job's requests end.
 pub fn main() -> ExitCode {
     die_with_parent();
+    // Frames go to a private copy of stdout; fd 1 becomes stderr, so a driver that prints cannot
+    // corrupt the stream.
+    let Some(frames) = private_stdout() else {
+        eprintln!("netmind-gpu-worker: cannot set up its output");
+        return ExitCode::FAILURE;
+    };
     // Reading requests happens on this thread; a closed stdin ends the process at once, even while
     // the GPU is busy with a shader that never finishes.
     let (tx, rx) = mpsc::sync_channel::<(Request, Vec<u8>)>(1);
@@ -24,7 +31,7 @@ pub fn main() -> ExitCode {
         .name("gpu-worker".into())
         // naga's WGSL parser recurses; hostile shaders get a big stack (and a bounded source size).
         .stack_size(64 << 20)
-        .spawn(move || serve(rx));
+        .spawn(move || serve(rx, frames));
     if served.is_err() {
         return ExitCode::FAILURE;
     }
@@ -46,8 +53,11 @@ pub fn main() -> ExitCode {
     quick_exit(0)
 }
 
-fn serve(rx: mpsc::Receiver<(Request, Vec<u8>)>) {
-    let mut out = BufWriter::new(io::stdout().lock());
+/// Longest error message sent back (a codespan report of a 1 MiB one-line shader is longer).
+const MAX_MESSAGE: usize = 8192;
+
+fn serve(rx: mpsc::Receiver<(Request, Vec<u8>)>, frames: File) {
+    let mut out = BufWriter::new(frames);
     let mut job: Option<JobDevice> = None;
     while let Ok((req, payload)) = rx.recv() {
         let stats = job.as_ref().map(|j| j.stats).unwrap_or_default();
@@ -56,7 +66,7 @@ fn serve(rx: mpsc::Receiver<(Request, Vec<u8>)>) {
             Ok(Ok((outcome, data))) => (outcome, data, false),
             Ok(Err(e)) => {
                 let fatal = matches!(e, GpuError::DeviceLost(_));
-                (Outcome::Failed(e), Vec::new(), fatal)
+                (Outcome::Failed(shorten(e)), Vec::new(), fatal)
             }
             Err(panic) => {
                 let msg = panic
@@ -75,6 +85,33 @@ fn serve(rx: mpsc::Receiver<(Request, Vec<u8>)>) {
     }
 }
 
+fn shorten(e: GpuError) -> GpuError {
+    let cut = |mut m: String| {
+        if m.len() > MAX_MESSAGE {
+            let mut end = MAX_MESSAGE;
+            while !m.is_char_boundary(end) {
+                end -= 1;
+            }
+            m.truncate(end);
+            m.push_str(" [...]");
+        }
+        m
+    };
+    match e {
+        GpuError::NoAdapter(m) => GpuError::NoAdapter(cut(m)),
+        GpuError::InvalidShader(m) => GpuError::InvalidShader(cut(m)),
+        GpuError::Unsupported(m) => GpuError::Unsupported(cut(m)),
+        GpuError::BindingMismatch(m) => GpuError::BindingMismatch(cut(m)),
+        GpuError::OutOfRange(m) => GpuError::OutOfRange(cut(m)),
+        GpuError::QuotaExceeded(m) => GpuError::QuotaExceeded(cut(m)),
+        GpuError::LimitExceeded(m) => GpuError::LimitExceeded(cut(m)),
+        GpuError::Conflict(m) => GpuError::Conflict(cut(m)),
+        GpuError::Timeout(m) => GpuError::Timeout(cut(m)),
+        GpuError::DeviceLost(m) => GpuError::DeviceLost(cut(m)),
+        GpuError::Internal(m) => GpuError::Internal(cut(m)),
+    }
+}
+
 fn handle(
     job: &mut Option<JobDevice>,
     req: Request,
@@ -86,6 +123,7 @@ fn handle(
                 "the worker is already initialised".into(),
             ));
         }
+        limit_memory(quota.max_total_bytes);
         let (device, adapter) = JobDevice::open(adapter.as_deref(), *quota)?;
         let caps = device.caps();
         *job = Some(device);
@@ -125,6 +163,43 @@ fn quick_exit(code: i32) -> ! {
     )]
     unsafe {
         libc::_exit(code)
+    }
+}
+
+/// Caps the worker's private memory (`RLIMIT_DATA`): twice the job's GPU memory quota (buffers and
+/// staging; on a software adapter GPU memory is process memory) plus room for the driver. naga's
+/// constant evaluator can be made to expand a tiny shader into gigabytes; past the cap the worker
+/// dies and the job gets `device-lost`, the host is untouched.
+fn limit_memory(quota: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        let cap = quota.saturating_mul(2).saturating_add(4 << 30);
+        let lim = libc::rlimit {
+            rlim_cur: cap,
+            rlim_max: cap,
+        };
+        // SAFETY: setrlimit reads the struct we pass and touches nothing else.
+        #[allow(unsafe_code, reason = "setrlimit has no safe wrapper in std")]
+        unsafe {
+            libc::setrlimit(libc::RLIMIT_DATA, &lim);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = quota;
+}
+
+/// A duplicate of stdout for frames, with fd 1 pointed at stderr.
+fn private_stdout() -> Option<File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: dup and dup2 on the process's own standard descriptors; the new descriptor is owned
+    // by the File and nothing else.
+    #[allow(unsafe_code, reason = "fd plumbing has no safe wrapper in std")]
+    unsafe {
+        let fd = libc::dup(1);
+        if fd < 0 || libc::dup2(2, 1) < 0 {
+            return None;
+        }
+        Some(File::from_raw_fd(fd))
     }
 }
 

@@ -273,7 +273,9 @@ entry = "hello.wasm"
             r.gpu,
             GpuNeed {
                 required: false,
-                min_vram: None
+                min_vram: None,
+                memory: ByteSize::gib(1),
+                time: Duration::from_secs(60),
             }
         );
         assert!(r.wasi_nn.is_empty());
@@ -396,6 +398,28 @@ required = false
         );
         assert!(in_job.contains("unknown field `entrypoint`"), "{in_job}");
 
+        let quotas = Manifest::from_toml(&format!(
+            "{MINIMAL}[resources.gpu]\nmemory = \"2 GiB\"\ntime = \"90s\"\n"
+        ))
+        .unwrap();
+        assert_eq!(quotas.resources.gpu.memory, ByteSize::gib(2));
+        assert_eq!(quotas.resources.gpu.time, Duration::from_secs(90));
+        for (bad, needle) in [
+            (
+                "[resources.gpu]\ntime = \"0s\"\n",
+                "gpu.time must be above zero",
+            ),
+            ("[resources.gpu]\nmemory = \"512 GiB\"\n", "out of range"),
+            (
+                "[resources]\nwall-time = \"300000000000y\"\n",
+                "more than 30 days",
+            ),
+        ] {
+            let err = Manifest::from_toml(&format!("{MINIMAL}{bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
         let gpu = syntax_error(&format!("{MINIMAL}[resources.gpu]\nvram = 1\n"));
         assert!(gpu.contains("unknown field `vram`"), "{gpu}");
         let io = syntax_error(&format!(

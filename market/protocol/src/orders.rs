@@ -4,7 +4,8 @@
 //! The signing hash binds the order to the market's [`domain`] (name, version
 //! and chain id), so an order signed for one chain cannot be replayed on
 //! another, and a contract can check the same signature the market checks.
-//! An order's id is its signing hash.
+//! An order's id is its signing hash. A [`Cancel`] is signed the same way,
+//! so only an order's maker can withdraw it.
 
 use alloy_primitives::{Address, B256, Signature};
 use alloy_signer::SignerSync;
@@ -85,6 +86,17 @@ sol! {
         /// Makes otherwise equal orders distinct; never reused by a maker.
         uint64 nonce;
     }
+
+    /// A maker's request to withdraw what is left of one of its orders.
+    #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+    struct Cancel {
+        /// The order's maker (the signer).
+        address maker;
+        /// The order's id (its EIP-712 signing hash).
+        bytes32 order;
+        /// The request is refused after this time, ms since the Unix epoch.
+        uint64 expiry;
+    }
 }
 
 /// The EIP-712 domain of the NetMind market on chain `chain_id`.
@@ -116,6 +128,13 @@ impl Order for JobOrder {
         self.owner
     }
     const KIND: &'static str = "job order";
+}
+
+impl Order for Cancel {
+    fn maker(&self) -> Address {
+        self.maker
+    }
+    const KIND: &'static str = "cancel";
 }
 
 /// An order and its maker's signature.

@@ -383,6 +383,17 @@ impl Engine {
         )
     }
 
+    /// An open order's side and what is left of it (free slots of an offer,
+    /// waiting replicas of a bid); `None` when the order is not open.
+    pub fn open_order(&self, id: &OrderId) -> Option<(Side, u32)> {
+        let (class, key) = (*self.orders.get(id)?)?;
+        let book = &self.books[class];
+        match key {
+            Key::Offer(k) => book.offers.get(&k).map(|o| (Side::Offer, o.free)),
+            Key::Bid(k) => book.bids.get(&k).map(|b| (Side::Bid, b.waiting())),
+        }
+    }
+
     /// The classes with a book.
     pub fn classes(&self) -> Vec<&str> {
         let mut c: Vec<&str> = self.classes.keys().map(String::as_str).collect();

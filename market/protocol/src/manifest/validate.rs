@@ -81,6 +81,9 @@ impl Manifest {
     }
 }
 
+/// The longest time limit a manifest may ask for.
+const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 /// The most GPU memory a manifest may ask for.
 const MAX_GPU_MEMORY: u64 = 256 << 30;
 
@@ -92,21 +95,25 @@ impl Resources {
                 "[resources] memory = {memory} bytes is out of range: use 1 MiB to 16 GiB, e.g. memory = \"512 MiB\""
             )));
         }
-        for (field, value) in [("cpu-time", self.cpu_time), ("wall-time", self.wall_time)] {
+        for (field, value) in [
+            ("cpu-time", self.cpu_time),
+            ("wall-time", self.wall_time),
+            ("gpu.time", self.gpu.time),
+        ] {
             if value.is_zero() {
                 return Err(Error::invalid(format!(
                     "[resources] {field} must be above zero, e.g. {field} = \"30s\""
+                )));
+            }
+            if value > MAX_DURATION {
+                return Err(Error::invalid(format!(
+                    "[resources] {field} is more than 30 days: split the job, e.g. {field} = \"12h\""
                 )));
             }
         }
         if self.fuel == Some(0) {
             return Err(Error::invalid(
                 "[resources] fuel = 0 would stop the job at once: remove `fuel` for no fuel limit",
-            ));
-        }
-        if self.gpu.time.is_zero() {
-            return Err(Error::invalid(
-                "[resources.gpu] time must be above zero, e.g. time = \"30s\"",
             ));
         }
         let gpu_memory = self.gpu.memory.as_u64();

@@ -1,0 +1,119 @@
+//! The server-sent-event stream of book changes and trades.
+
+use std::time::Duration;
+
+use alloy_signer_local::PrivateKeySigner;
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use crate::*;
+
+/// Reads SSE events from `body` until `done` holds for what was read (or 10 s pass).
+async fn read_events(
+    body: &mut hyper::body::Incoming,
+    done: impl Fn(&[(String, Value)]) -> bool,
+) -> Vec<(String, Value)> {
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done(&events) {
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .expect("events within 10 s")
+            .expect("the stream stays open")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(std::str::from_utf8(&data).unwrap());
+        }
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let mut name = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = n.into();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = d.into();
+                }
+            }
+            if !name.is_empty() {
+                events.push((name, serde_json::from_str(&data).unwrap()));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn book_changes_and_trades_stream_after_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = TestMarket::start(config(dir.path(), None)).await;
+    let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let uri: http::Uri = format!("{}/v1/events", m.client.base()).parse().unwrap();
+    let resp = http.get(uri).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    // The opening comment: subscribed before anything is posted.
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(first.starts_with(b": "));
+
+    let (host, owner) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+    let (_, o) = m
+        .post("/v1/offers", &sign(offer(&host, "gpu-24g", 12, 2), &host))
+        .await;
+    let (_, b) = m
+        .post("/v1/bids", &sign(job(&owner, "gpu-24g", 20, 1), &owner))
+        .await;
+    let (_, c) = m.post("/v1/cancels", &cancel(&host, id_of(&o))).await;
+    assert_eq!(c["cancelled"], true);
+
+    let events = read_events(&mut body, |e| {
+        e.iter().any(|(_, v)| v["type"] == "cancelled")
+    })
+    .await;
+    let kinds: Vec<(String, String)> = events
+        .iter()
+        .map(|(n, v)| (n.clone(), v["type"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("book".into(), "rested".into()),
+            ("trade".into(), String::new()),
+            ("book".into(), "filled".into()),
+            ("book".into(), "cancelled".into()),
+        ],
+        "{events:?}"
+    );
+    let rested = &events[0].1;
+    assert_eq!(
+        (
+            &rested["id"],
+            &rested["class"],
+            &rested["price"],
+            &rested["quantity"]
+        ),
+        (&o["id"], &"gpu-24g".into(), &"12".into(), &2.into())
+    );
+    let trade = &events[1].1;
+    assert_eq!(trade["bid"], b["id"]);
+    assert_eq!(trade["id"], b["deals"][0]["id"]);
+    assert_eq!(trade["price"], "12");
+
+    // Stopping the market ends the stream.
+    m.stop().await;
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(f) = body.frame().await {
+            if f.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the stream ends when the market stops");
+}

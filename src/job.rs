@@ -1,0 +1,302 @@
+//! `netmind job submit|status|explain`: a job owner's signed job orders.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use alloy_primitives::{Address, B256, U256};
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use netmind_protocol::orders::{JobOrder, Signed};
+use netmind_protocol::{Bundle, BundleLimits};
+use serde_json::Value;
+
+use crate::market::{KeyArgs, MarketArgs, address, price, print_json, runtime};
+use crate::offer::{ms_from_now, nonce, order_id};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobCommand {
+    /// Upload a bundle and its input, then sign and post a job order (a bid).
+    ///
+    /// Requirements (GPU, GPU memory, wasi-nn encodings, memory, run time) come
+    /// from the bundle's manifest. Prints the order id.
+    Submit(Box<SubmitArgs>),
+    /// A job order's state and its deals.
+    Status {
+        /// The order id.
+        id: String,
+        #[command(flatten)]
+        market: MarketArgs,
+        /// Print the market's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Why a waiting job order has not matched, and the price at which it would.
+    Explain {
+        /// The order id.
+        id: String,
+        #[command(flatten)]
+        market: MarketArgs,
+        /// Print the market's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SubmitArgs {
+    /// A packed bundle (`netmind bundle pack`) or a bundle directory.
+    bundle: PathBuf,
+    /// Directory given to the job read-only at `/input` (uploaded as a tar).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Most paid per second, in NMT base units.
+    #[arg(long)]
+    max_price: U256,
+    /// Runs on distinct hosts (replicated verification).
+    #[arg(long, default_value_t = 1)]
+    replicas: u32,
+    /// Resource class (default: `cpu`, or the smallest `gpu-<N>g` class that
+    /// fits the manifest's GPU memory).
+    #[arg(long)]
+    class: Option<String>,
+    /// Longest run in seconds (default: the manifest's wall time).
+    #[arg(long)]
+    max_seconds: Option<u64>,
+    /// How long the order stands (e.g. `1h`).
+    #[arg(long, default_value = "1h")]
+    deadline_in: humantime::Duration,
+    /// Minimum host CPU cores.
+    #[arg(long, default_value_t = 1)]
+    cores: u32,
+    /// Minimum host benchmark score.
+    #[arg(long, default_value_t = 0)]
+    min_score: u64,
+    /// Only these hosts (repeat).
+    #[arg(long = "allow")]
+    allow: Vec<Address>,
+    /// Never these hosts (repeat).
+    #[arg(long = "deny")]
+    deny: Vec<Address>,
+    #[command(flatten)]
+    key: KeyArgs,
+    #[command(flatten)]
+    market: MarketArgs,
+    /// Print the market's JSON answer.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn job(cmd: JobCommand) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        match cmd {
+            JobCommand::Submit(args) => submit(*args).await,
+            JobCommand::Status { id, market, json } => status(&id, &market, json).await,
+            JobCommand::Explain { id, market, json } => explain(&id, &market, json).await,
+        }
+    })
+}
+
+/// The bundle's bytes and manifest, packing a directory.
+fn load_bundle(path: &Path) -> Result<(Vec<u8>, Bundle)> {
+    let limits = BundleLimits::default();
+    if path.is_dir() {
+        let bundle = Bundle::from_dir(path, &limits)
+            .with_context(|| format!("cannot read bundle directory {}", path.display()))?;
+        return Ok((bundle.pack(), bundle));
+    }
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read bundle {}", path.display()))?;
+    let bundle = Bundle::unpack(&bytes, &limits)
+        .with_context(|| format!("{} is not a valid bundle", path.display()))?;
+    Ok((bytes, bundle))
+}
+
+/// A deterministic tar of a directory's regular files (sorted paths, mode
+/// 0644, mtime 0, no owners), so the same files always have the same id.
+fn pack_input(dir: &Path) -> Result<Vec<u8>> {
+    if !dir.is_dir() {
+        bail!("--input {} is not a directory", dir.display());
+    }
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+        if entry.file_type().is_file() {
+            files.push(entry.into_path());
+        } else if !entry.file_type().is_dir() {
+            bail!(
+                "{} is not a regular file or directory",
+                entry.path().display()
+            );
+        }
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    for path in files {
+        let rel = path.strip_prefix(dir).expect("under the walked directory");
+        let data =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, rel, data.as_slice())
+            .with_context(|| format!("cannot pack {}", path.display()))?;
+    }
+    Ok(tar.into_inner()?)
+}
+
+/// `gpu-<N>g` classes by GPU memory, smallest first.
+const GPU_CLASSES: [u64; 6] = [8, 12, 16, 24, 48, 80];
+
+fn default_class(bundle: &Bundle) -> Result<String> {
+    let gpu = &bundle.manifest.resources.gpu;
+    if !gpu.required {
+        return Ok("cpu".into());
+    }
+    let need = gpu.min_vram.map_or(0, |v| v.as_u64());
+    match GPU_CLASSES.iter().find(|g| **g << 30 >= need) {
+        Some(g) => Ok(format!("gpu-{g}g")),
+        None => bail!("no GPU class has {need} bytes of GPU memory; pass --class"),
+    }
+}
+
+async fn submit(a: SubmitArgs) -> Result<ExitCode> {
+    let signer = a.key.signer()?;
+    let client = a.market.client()?;
+    let domain = client.domain().await?;
+    let (bytes, bundle) = load_bundle(&a.bundle)?;
+    let (bundle_id, new) = client
+        .put_blob(Bytes::from(bytes))
+        .await
+        .context("cannot upload the bundle")?;
+    eprintln!(
+        "bundle {bundle_id} {}",
+        if new { "uploaded" } else { "already there" }
+    );
+    let input = match &a.input {
+        Some(dir) => {
+            let tar = pack_input(dir)?;
+            let (id, new) = client
+                .put_blob(Bytes::from(tar))
+                .await
+                .context("cannot upload the input")?;
+            eprintln!(
+                "input {id} {}",
+                if new { "uploaded" } else { "already there" }
+            );
+            B256::from(id.0)
+        }
+        None => B256::ZERO,
+    };
+    let r = &bundle.manifest.resources;
+    let order = JobOrder {
+        owner: signer.address(),
+        bundle: B256::from(bundle_id.0),
+        input,
+        class: match a.class {
+            Some(c) => c,
+            None => default_class(&bundle)?,
+        },
+        gpu: r.gpu.required,
+        minVram: r.gpu.min_vram.map_or(0, |v| v.as_u64()),
+        encodings: r.wasi_nn.clone(),
+        wgpuFeatures: vec![],
+        cores: a.cores,
+        minMemory: r.memory.as_u64(),
+        minScore: a.min_score,
+        allow: a.allow,
+        deny: a.deny,
+        maxPrice: a.max_price,
+        maxSeconds: a.max_seconds.unwrap_or(r.wall_time.as_secs().max(1)),
+        replicas: a.replicas,
+        deadline: ms_from_now(*a.deadline_in),
+        nonce: nonce(),
+    };
+    let signed = Signed::sign(order, &signer, &domain).context("cannot sign the job order")?;
+    let placed = client.post_bid(&signed).await?;
+    if a.json {
+        print_json(&placed);
+    } else {
+        println!("{}", placed["id"].as_str().unwrap_or_default());
+        eprintln!(
+            "job order {} in class {}: {} replica(s) waiting, {} deal(s)",
+            placed["status"].as_str().unwrap_or_default(),
+            placed["class"].as_str().unwrap_or_default(),
+            placed["remaining"],
+            placed["deals"].as_array().map_or(0, Vec::len)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_deals(deals: &Value) {
+    for d in deals.as_array().into_iter().flatten() {
+        println!(
+            "  deal {} replica {} on host {} at {}/s for up to {} s",
+            d["id"].as_str().unwrap_or_default(),
+            d["replica"],
+            address(&d["host"]),
+            price(&d["price"]),
+            d["seconds"]
+        );
+    }
+}
+
+async fn status(id: &str, market: &MarketArgs, json: bool) -> Result<ExitCode> {
+    let id = order_id(id)?;
+    let v = market.client()?.get(&format!("/v1/orders/{id}")).await?;
+    if json {
+        print_json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} {} in {}: {} ({} waiting), {} deal(s)",
+        v["kind"].as_str().unwrap_or_default(),
+        id,
+        v["class"].as_str().unwrap_or_default(),
+        v["status"].as_str().unwrap_or_default(),
+        v["remaining"],
+        v["deals"].as_array().map_or(0, Vec::len)
+    );
+    print_deals(&v["deals"]);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn explain(id: &str, market: &MarketArgs, json: bool) -> Result<ExitCode> {
+    let id = order_id(id)?;
+    let v = market
+        .client()?
+        .get(&format!("/v1/bids/{id}/explain"))
+        .await?;
+    if json {
+        print_json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} replica(s) waiting; {} offer(s) match now",
+        v["waiting_replicas"],
+        v["matching"].as_array().map_or(0, Vec::len)
+    );
+    for r in v["by_reason"].as_array().into_iter().flatten() {
+        println!("  {} offer(s): {}", r[1], r[0].as_str().unwrap_or_default());
+    }
+    for n in v["nearest"].as_array().into_iter().flatten() {
+        println!(
+            "  nearest: offer {} at {}/s ({} free)",
+            n["id"].as_str().unwrap_or_default(),
+            price(&n["price"]),
+            n["slots"]
+        );
+    }
+    match v["match_price"].as_u64() {
+        Some(p) => println!("would match now at a maximum of {p}/s"),
+        None => match &v["match_price"] {
+            Value::Null => println!("too few compatible hosts to match at any price"),
+            other => println!("would match now at a maximum of {other}/s"),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
