@@ -10,12 +10,12 @@
 //! deterministic id, so none is ever written twice.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sqlx::pool::PoolOptions;
-use sqlx::{Any, AnyPool as Pool, Executor, Row};
-use tokio::sync::{RwLock, broadcast, mpsc, oneshot, watch};
+use sqlx::pool::{PoolConnection, PoolOptions};
+use sqlx::{Any, AnyPool as Pool, Connection, Executor, Row};
+use tokio::sync::{Mutex, RwLock, broadcast, mpsc, oneshot, watch};
 
 use crate::engine::{Command, Engine, EngineConfig, Event, Time};
 
@@ -60,6 +60,25 @@ type Result<T, E = JournalError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Journal {
     pool: Pool,
+    /// The derived tables (deals, orders): the same database on PostgreSQL,
+    /// a file of their own beside a SQLite journal.
+    views: Pool,
+    /// PostgreSQL (`$n` placeholders) rather than SQLite (`?`, bound by
+    /// position: SQLite looks each `$n` up by name, which is quadratic in a
+    /// statement of a thousand rows).
+    postgres: bool,
+    /// The connection every append goes through (one writer: its page cache
+    /// stays warm); replaced by a fresh one after an error.
+    writer: Arc<Mutex<Option<PoolConnection<Any>>>>,
+    /// SQLite: when the WAL was last checkpointed, and whether a checkpoint
+    /// runs now (checkpoints run beside the writer, not inside its commits).
+    checkpoint: Arc<std::sync::Mutex<(Instant, bool)>>,
+    /// Committed entries on their way into the derived tables.
+    project: mpsc::Sender<project::Unit>,
+    /// The last entry committed (by this process, or found by `replay`).
+    committed: Arc<AtomicI64>,
+    /// The last entry the derived tables hold.
+    projected: Arc<watch::Sender<i64>>,
     /// Where it is: a PostgreSQL URL or a SQLite file path.
     location: Arc<str>,
 }
@@ -98,116 +117,153 @@ impl Journal {
                 .connect(location)
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            return Ok(Self {
-                pool,
-                location: location.into(),
-            });
+            return Self::start(pool.clone(), pool, true, location).await;
         }
         let path = location.strip_prefix("sqlite://").unwrap_or(location);
-        let pool = PoolOptions::<Any>::new()
-            .max_connections(4)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    // Durable at commit, and readers never block the writer.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
-                        .await?;
-                    Ok(())
-                })
-            })
-            .connect(&format!("sqlite://{path}?mode=rwc"))
-            .await?;
+        // The journal: durable at commit (`synchronous = FULL`), readers never
+        // block the writer (WAL), checkpointed beside the writer
+        // (`Journal::checkpoint`) rather than inside a commit.
+        let pool = sqlite(
+            path,
+            "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;",
+        )
+        .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        // The views can be rebuilt from the journal: a power cut may lose
+        // their last transactions, never their consistency.
+        let views = sqlite(&format!("{path}-views.db"), "PRAGMA synchronous = NORMAL;").await?;
+        sqlx::migrate!("./migrations/sqlite-views")
+            .run(&views)
+            .await?;
+        Self::start(pool, views, false, path).await
+    }
+
+    /// Starts the projector of the derived tables.
+    async fn start(pool: Pool, views: Pool, postgres: bool, location: &str) -> Result<Self> {
+        let recorded = project::recorded(&views).await?;
+        let (project, rx) = mpsc::channel(256);
+        let projected = Arc::new(watch::Sender::new(recorded));
+        tokio::spawn(project::run(views.clone(), postgres, rx, projected.clone()));
         Ok(Self {
+            writer: Arc::default(),
+            checkpoint: Arc::new(std::sync::Mutex::new((Instant::now(), false))),
+            project,
+            committed: Arc::new(AtomicI64::new(recorded)),
+            projected,
             pool,
-            location: path.into(),
+            views,
+            postgres,
+            location: location.into(),
         })
     }
 
-    /// Appends a batch in one transaction (group commit): the commands, and
-    /// the deals they made. Returns once the transaction is durable.
+    /// Waits (up to 5 s) until the derived tables hold every entry committed
+    /// so far, so that a reader sees what was acknowledged before it asked.
+    pub(crate) async fn caught_up(&self) {
+        let want = self.committed.load(Ordering::Acquire);
+        let mut rx = self.projected.subscribe();
+        if tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|p| *p >= want))
+            .await
+            .is_err()
+        {
+            tracing::warn!(target: "market::journal", want, have = *rx.borrow(),
+                "the deals and orders tables lag the journal; answering from what they hold");
+        }
+    }
+
+    /// Appends a batch in one transaction (group commit): the commands, with
+    /// the signed orders they came from. Returns once the transaction is
+    /// durable; the deals and orders tables follow (see [`project`]).
     ///
     /// # Errors
     ///
     /// The database refused the transaction; nothing of the batch is stored.
-    pub async fn append(&self, batch: &[Entry]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        // One writer (the journal's lock): sequence numbers are ours to give,
-        // and each table takes the whole batch in a few multi-row statements.
+    pub async fn append(&self, batch: Committed) -> Result<()> {
+        let mut writer = self.writer.lock().await;
+        let conn = match &mut *writer {
+            Some(conn) => conn,
+            slot => slot.insert(self.pool.acquire().await?),
+        };
+        let first = match self.append_on(conn, &batch).await {
+            Ok(first) => first,
+            Err(e) => {
+                // The connection may be broken: the next append takes a fresh one.
+                *writer = None;
+                return Err(e);
+            }
+        };
+        drop(writer);
+        if !self.postgres {
+            self.checkpoint();
+        }
+        let last = first + batch.len() as i64 - 1;
+        self.committed.fetch_max(last, Ordering::AcqRel);
+        // Bounded: a projector that falls far behind slows the sequencer.
+        self.project
+            .send((first, batch))
+            .await
+            .map_err(|_| JournalError::Stopped)
+    }
+
+    /// Starts a passive WAL checkpoint on another connection when none ran
+    /// for 200 ms (SQLite only).
+    fn checkpoint(&self) {
+        {
+            let mut state = self.checkpoint.lock().unwrap_or_else(|e| e.into_inner());
+            if state.1 || state.0.elapsed() < Duration::from_millis(200) {
+                return;
+            }
+            *state = (Instant::now(), true);
+        }
+        let (pool, state) = (self.pool.clone(), self.checkpoint.clone());
+        tokio::spawn(async move {
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(target: "market::journal", %error, "WAL checkpoint failed");
+            }
+            *state.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), false);
+        });
+    }
+
+    /// Writes the batch's journal rows; returns the first one's sequence number.
+    async fn append_on(&self, conn: &mut sqlx::AnyConnection, batch: &[Entry]) -> Result<i64> {
+        let mut tx = if self.postgres {
+            conn.begin().await?
+        } else {
+            // Take SQLite's write lock up front (waiting for the projector),
+            // not on the first write, where a concurrent commit fails it.
+            conn.begin_with("BEGIN IMMEDIATE").await?
+        };
+        // One writer (the journal's lock): sequence numbers are ours to give.
         let first: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM journal")
             .fetch_one(&mut *tx)
             .await?
             .get(0);
-        let mut journal = Vec::with_capacity(batch.len() * 3);
-        let mut deals = Vec::new();
-        let mut orders = Vec::new();
+        let mut rows = Vec::with_capacity(batch.len() * 4);
         for (n, entry) in batch.iter().enumerate() {
             let seq = first + n as i64;
             let json = serde_json::to_string(&entry.command)
                 .map_err(|error| JournalError::Entry { seq, error })?;
-            journal.extend([Val::I(seq), Val::I(entry.at as i64), Val::S(json)]);
-            let made = entry.events.iter().filter_map(|e| match e {
-                Event::Deal(d) => Some(d),
-                _ => None,
-            });
-            for (ord, d) in made.enumerate() {
-                deals.extend([
-                    Val::S(d.id.to_string()),
-                    Val::I(seq),
-                    Val::S(d.bid.to_string()),
-                    Val::S(d.offer.to_string()),
-                    Val::S(d.owner.to_string()),
-                    Val::S(d.host.to_string()),
-                    Val::S(d.class.to_string()),
-                    Val::S(d.price.to_string()),
-                    Val::I(d.seconds as i64),
-                    Val::I(i64::from(d.replica)),
-                    Val::I(d.time as i64),
-                    Val::I(ord as i64),
-                ]);
-            }
-            if let Some(signed) = &entry.signed {
-                let (id, kind, maker, class) = match &entry.command {
-                    Command::Offer(o) => (o.id, "offer", o.host, &o.class),
-                    Command::Bid(b) => (b.id, "bid", b.owner, &b.class),
-                    _ => continue,
-                };
-                orders.extend([
-                    Val::S(id.to_string()),
-                    Val::I(seq),
-                    Val::S(kind.into()),
-                    Val::S(maker.to_string()),
-                    Val::S(class.clone()),
-                    Val::I(entry.at as i64),
-                    Val::S(signed.clone()),
-                ]);
-            }
+            rows.extend([
+                Val::I(seq),
+                Val::I(entry.at as i64),
+                Val::S(json),
+                entry.signed.clone().map_or(Val::Null, Val::S),
+            ]);
         }
         insert(
             &mut tx,
-            "INSERT INTO journal (seq, at, command)",
-            3,
-            journal,
+            self.postgres,
+            "INSERT INTO journal (seq, at, command, signed)",
+            4,
+            rows,
             "",
-        )
-        .await?;
-        insert(
-            &mut tx,
-            "INSERT INTO deals (id, seq, bid, offer, owner, host, class, price, seconds, replica, at, ord)",
-            12,
-            deals,
-            "",
-        )
-        .await?;
-        insert(
-            &mut tx,
-            "INSERT INTO orders (id, seq, kind, maker, class, at, signed)",
-            7,
-            orders,
-            " ON CONFLICT (id) DO NOTHING",
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(first)
     }
 
     /// Rebuilds the engine from the journal; returns it and the number of entries replayed.
@@ -216,11 +272,16 @@ impl Journal {
     ///
     /// The database failed, or an entry does not parse.
     pub async fn replay(&self, config: EngineConfig) -> Result<(Engine, u64)> {
-        let rows = sqlx::query("SELECT seq, at, command FROM journal ORDER BY seq")
+        let projected = project::recorded(&self.views).await?;
+        let rows = sqlx::query("SELECT seq, at, command, signed FROM journal ORDER BY seq")
             .fetch_all(&self.pool)
             .await?;
         let mut engine = Engine::new(config);
         let mut events = Vec::new();
+        // Entries the derived tables miss (the process stopped before their
+        // projection committed), in runs of consecutive sequence numbers.
+        let mut tail: Vec<(i64, Vec<Entry>)> = Vec::new();
+        let mut last = 0;
         for row in &rows {
             let seq: i64 = row.get(0);
             let at: i64 = row.get(1);
@@ -228,8 +289,31 @@ impl Journal {
             let command: Command =
                 serde_json::from_str(&text).map_err(|error| JournalError::Entry { seq, error })?;
             events.clear();
-            engine.apply_into(command, at as Time, &mut events);
+            if seq > projected {
+                engine.apply_into(command.clone(), at as Time, &mut events);
+                let entry = Entry {
+                    command,
+                    at: at as Time,
+                    events: events.clone(),
+                    signed: row.get(3),
+                };
+                match tail.last_mut() {
+                    Some((first, run)) if *first + run.len() as i64 == seq => run.push(entry),
+                    _ => tail.push((seq, vec![entry])),
+                }
+            } else {
+                engine.apply_into(command, at as Time, &mut events);
+            }
+            last = seq;
         }
+        if !tail.is_empty() {
+            let units: Vec<project::Unit> =
+                tail.into_iter().map(|(f, e)| (f, Arc::new(e))).collect();
+            let mut conn = self.views.acquire().await?;
+            let done = project::write(&mut conn, self.postgres, &units).await?;
+            self.projected.send_replace(done);
+        }
+        self.committed.fetch_max(last, Ordering::AcqRel);
         Ok((engine, rows.len() as u64))
     }
 
@@ -239,23 +323,47 @@ impl Journal {
     ///
     /// The database failed.
     pub async fn deal_ids(&self) -> Result<Vec<String>> {
+        self.caught_up().await;
         let rows = sqlx::query("SELECT id FROM deals ORDER BY seq, ord")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.views)
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
+}
+
+/// A pool on the SQLite file at `path` (created if missing) in WAL mode, with
+/// a 64 MiB page cache (the indexes' hot pages stay in memory), statement
+/// journals in memory, and `pragmas`.
+async fn sqlite(path: &str, pragmas: &'static str) -> Result<Pool> {
+    Ok(PoolOptions::<Any>::new()
+        .max_connections(4)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA cache_size = -65536; \
+                     PRAGMA temp_store = MEMORY;",
+                )
+                .await?;
+                conn.execute(pragmas).await?;
+                Ok(())
+            })
+        })
+        .connect(&format!("sqlite://{path}?mode=rwc"))
+        .await?)
 }
 
 /// A value to bind.
 enum Val {
     I(i64),
     S(String),
+    Null,
 }
 
 /// `head VALUES (..), (..) tail` for rows of `width` values, at most 1,000
 /// rows a statement (under SQLite's and PostgreSQL's parameter limits).
 async fn insert(
     conn: &mut sqlx::AnyConnection,
+    postgres: bool,
     head: &str,
     width: usize,
     values: Vec<Val>,
@@ -272,7 +380,11 @@ async fn insert(
             sql.push_str(if row == 0 { "(" } else { ", (" });
             for col in 0..width {
                 let sep = if col == 0 { "" } else { ", " };
-                let _ = write!(sql, "{sep}${}", row * width + col + 1);
+                if postgres {
+                    let _ = write!(sql, "{sep}${}", row * width + col + 1);
+                } else {
+                    let _ = write!(sql, "{sep}?");
+                }
             }
             sql.push(')');
         }
@@ -283,6 +395,7 @@ async fn insert(
             q = match v {
                 Val::I(i) => q.bind(i),
                 Val::S(s) => q.bind(s),
+                Val::Null => q.bind(None::<String>),
             };
         }
         q.execute(&mut *conn).await?;
@@ -506,17 +619,18 @@ async fn run(
             drop(engine);
             continue;
         }
-        match journal.append(&batch).await {
+        let batch = Arc::new(batch);
+        match journal.append(batch.clone()).await {
             Ok(()) => {
                 drop(engine);
-                for (ack, entry) in acks.into_iter().zip(&batch) {
+                for (ack, entry) in acks.into_iter().zip(batch.iter()) {
                     let _ = ack.send(Ok(entry.events.clone()));
                 }
                 shared
                     .entries
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 // Nobody listening is fine.
-                let _ = shared.committed.send(Arc::new(batch));
+                let _ = shared.committed.send(batch);
             }
             Err(e) => {
                 // Not durable, so not applied: go back to what the journal holds.
@@ -547,6 +661,7 @@ async fn rebuild(journal: &Journal, config: &EngineConfig) -> Engine {
     }
 }
 
+mod project;
 mod queries;
 pub use queries::{DealQuery, DealRow, JournalLock, OrderRow};
 

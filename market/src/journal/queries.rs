@@ -107,6 +107,7 @@ impl Journal {
     ///
     /// The database failed.
     pub async fn deals(&self, q: &DealQuery) -> Result<Vec<DealRow>> {
+        self.caught_up().await;
         let mut sql = String::from(
             "SELECT id, seq, bid, offer, owner, host, class, price, seconds, replica, at FROM deals WHERE 1 = 1",
         );
@@ -136,7 +137,7 @@ impl Journal {
         if let Some(before) = q.before_seq {
             query = query.bind(before);
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(&self.views).await?;
         Ok(rows.iter().map(deal_row).collect())
     }
 
@@ -146,9 +147,10 @@ impl Journal {
     ///
     /// The database failed.
     pub async fn order(&self, id: &str) -> Result<Option<OrderRow>> {
+        self.caught_up().await;
         let row = sqlx::query("SELECT kind, maker, class, at, signed FROM orders WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.views)
             .await?;
         Ok(row.map(|r| OrderRow {
             kind: r.get(0),

@@ -1,0 +1,173 @@
+//! The derived tables (`orders`, `deals`) projected from the journal.
+//!
+//! An order is acknowledged once its journal row is committed; the rows
+//! derived from it go in right after, many entries to a transaction, so the
+//! random-keyed indexes of those tables cost a page write per page touched,
+//! not per order. `meta.projected` records the last entry projected, in the
+//! same transaction as the rows; [`super::Journal::replay`] projects what
+//! follows it after a crash. Readers of the derived tables first wait until
+//! every entry committed before their request is projected
+//! ([`super::Journal::caught_up`]), so a client reads its own writes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
+use tokio::sync::{mpsc, watch};
+
+use super::{Committed, Result, Val, insert};
+use crate::engine::{Command, Event};
+
+/// Consecutive committed entries, the first with sequence number `.0`.
+pub(super) type Unit = (i64, Committed);
+
+/// The most entries projected in one transaction.
+const MAX_ENTRIES: usize = 4_096;
+
+/// The last projected entry, as recorded.
+pub(super) async fn recorded(pool: &AnyPool) -> Result<i64> {
+    let value: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = 'projected'")
+        .fetch_optional(pool)
+        .await?
+        .map(|r| r.get(0));
+    Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Writes the rows derived from `units` and records the last one projected,
+/// in one transaction. Rows already there are left alone.
+pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Unit]) -> Result<i64> {
+    let mut deals = Vec::new();
+    let mut orders = Vec::new();
+    let mut last = 0;
+    for (first, entries) in units {
+        for (n, entry) in entries.iter().enumerate() {
+            let seq = first + n as i64;
+            last = seq;
+            let made = entry.events.iter().filter_map(|e| match e {
+                Event::Deal(d) => Some(d),
+                _ => None,
+            });
+            for (ord, d) in made.enumerate() {
+                deals.extend([
+                    Val::S(d.id.to_string()),
+                    Val::I(seq),
+                    Val::S(d.bid.to_string()),
+                    Val::S(d.offer.to_string()),
+                    Val::S(d.owner.to_string()),
+                    Val::S(d.host.to_string()),
+                    Val::S(d.class.to_string()),
+                    Val::S(d.price.to_string()),
+                    Val::I(d.seconds as i64),
+                    Val::I(i64::from(d.replica)),
+                    Val::I(d.time as i64),
+                    Val::I(ord as i64),
+                ]);
+            }
+            if let Some(signed) = &entry.signed {
+                let (id, kind, maker, class) = match &entry.command {
+                    Command::Offer(o) => (o.id, "offer", o.host, &o.class),
+                    Command::Bid(b) => (b.id, "bid", b.owner, &b.class),
+                    _ => continue,
+                };
+                orders.extend([
+                    Val::S(id.to_string()),
+                    Val::I(seq),
+                    Val::S(kind.into()),
+                    Val::S(maker.to_string()),
+                    Val::S(class.clone()),
+                    Val::I(entry.at as i64),
+                    Val::S(signed.clone()),
+                ]);
+            }
+        }
+    }
+    let mut tx = if postgres {
+        conn.begin().await?
+    } else {
+        conn.begin_with("BEGIN IMMEDIATE").await?
+    };
+    insert(
+        &mut tx,
+        postgres,
+        "INSERT INTO deals (id, seq, bid, offer, owner, host, class, price, seconds, replica, at, ord)",
+        12,
+        deals,
+        " ON CONFLICT (id) DO NOTHING",
+    )
+    .await?;
+    insert(
+        &mut tx,
+        postgres,
+        "INSERT INTO orders (id, seq, kind, maker, class, at, signed)",
+        7,
+        orders,
+        " ON CONFLICT (id) DO NOTHING",
+    )
+    .await?;
+    sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ('projected', $1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(last.to_string())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(last)
+}
+
+/// Projects what the journal commits, in order, until every sender is gone.
+/// A failed transaction is retried (with backoff, up to 10 s apart): the
+/// entries are durable in the journal, so only readers wait.
+pub(super) async fn run(
+    pool: AnyPool,
+    postgres: bool,
+    mut rx: mpsc::Receiver<Unit>,
+    projected: Arc<watch::Sender<i64>>,
+) {
+    let mut units = Vec::new();
+    let mut conn: Option<PoolConnection<Any>> = None;
+    loop {
+        if rx.recv_many(&mut units, 1024).await == 0 {
+            return;
+        }
+        // Everything queued, up to a bound, goes into one transaction.
+        let mut size: usize = units.iter().map(|(_, e)| e.len()).sum();
+        while size < MAX_ENTRIES {
+            match rx.try_recv() {
+                Ok(unit) => {
+                    size += unit.1.len();
+                    units.push(unit);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut wait = Duration::from_millis(50);
+        loop {
+            // One connection while it works, so its page cache stays warm.
+            let result = match &mut conn {
+                Some(c) => write(c, postgres, &units).await,
+                slot => match pool.acquire().await {
+                    Ok(c) => write(slot.insert(c), postgres, &units).await,
+                    Err(e) => Err(e.into()),
+                },
+            };
+            if result.is_err() {
+                conn = None;
+            }
+            match result {
+                Ok(last) => {
+                    projected.send_replace(last);
+                    break;
+                }
+                Err(error) => {
+                    tracing::error!(target: "market::journal", %error, retry_in = ?wait,
+                        "cannot write the deals and orders tables; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        units.clear();
+    }
+}
