@@ -46,6 +46,17 @@ fi
 export NETMIND_REQUIRE_GPU=1
 echo "   $(ls /usr/share/vulkan/icd.d/ | tr '\n' ' ')"
 
+# Headless Chromium for the market dashboard's browser test (Debian's package when missing);
+# the test fails, never skips, without it.
+echo "== Chromium (dashboard test)"
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "   installing chromium from Debian's packages"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+export NETMIND_REQUIRE_CHROMIUM=1
+echo "   $(chromium --version 2>/dev/null | head -1)"
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"

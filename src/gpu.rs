@@ -19,7 +19,7 @@ pub(crate) enum GpuMode {
 }
 
 /// GPU options of `netmind run`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "GPU")]
 pub(crate) struct GpuArgs {
     /// Whether the job may use the GPU.

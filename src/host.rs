@@ -23,6 +23,9 @@ pub(crate) enum HostCommand {
     /// List the GPU adapters jobs can use, with their limits and features, and measure each one
     /// (f32 matmul GFLOPS, memory bandwidth): what offers advertise.
     Gpu(crate::gpu::GpuListArgs),
+    /// Run the host daemon: offer this machine's slots on a market, run the
+    /// jobs it is assigned in the sandbox, and return signed receipts.
+    Run(Box<crate::daemon::HostRunArgs>),
     /// The GPU worker the sandbox starts for a job (internal; speaks a binary protocol on stdio).
     #[command(hide = true)]
     GpuWorker,
@@ -33,6 +36,7 @@ pub(crate) fn host(cmd: HostCommand) -> Result<ExitCode> {
         HostCommand::Info { nn, json } => info(&nn, json),
         HostCommand::Gpu(args) => crate::gpu::list(&args),
         HostCommand::GpuWorker => Ok(netmind_host::gpu::worker::main()),
+        HostCommand::Run(args) => crate::daemon::run(*args),
     }
 }
 

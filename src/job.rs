@@ -32,6 +32,16 @@ pub(crate) enum JobCommand {
         json: bool,
     },
     /// Why a waiting job order has not matched, and the price at which it would.
+    /// Download a done job's accepted output (checked against its hash) into a directory.
+    Result {
+        /// The job (its order id).
+        id: String,
+        /// Where to unpack the output (created).
+        #[arg(long, short)]
+        output: PathBuf,
+        #[command(flatten)]
+        market: MarketArgs,
+    },
     Explain {
         /// The order id.
         id: String,
@@ -85,6 +95,12 @@ pub(crate) struct SubmitArgs {
     /// Print the market's JSON answer.
     #[arg(long)]
     json: bool,
+    /// Wait until the job is decided, showing its progress; exit 0 only when it is done.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: also download the accepted output into this directory.
+    #[arg(long, short, requires = "wait")]
+    output: Option<PathBuf>,
 }
 
 pub(crate) fn job(cmd: JobCommand) -> Result<ExitCode> {
@@ -93,6 +109,12 @@ pub(crate) fn job(cmd: JobCommand) -> Result<ExitCode> {
             JobCommand::Submit(args) => submit(*args).await,
             JobCommand::Status { id, market, json } => status(&id, &market, json).await,
             JobCommand::Explain { id, market, json } => explain(&id, &market, json).await,
+            JobCommand::Result { id, output, market } => {
+                let client = market.client()?;
+                let job = client.get(&format!("/v1/jobs/{}", order_id(&id)?)).await?;
+                fetch_result(&client, &job, &output).await?;
+                Ok(ExitCode::SUCCESS)
+            }
         }
     })
 }
@@ -110,42 +132,6 @@ fn load_bundle(path: &Path) -> Result<(Vec<u8>, Bundle)> {
     let bundle = Bundle::unpack(&bytes, &limits)
         .with_context(|| format!("{} is not a valid bundle", path.display()))?;
     Ok((bytes, bundle))
-}
-
-/// A deterministic tar of a directory's regular files (sorted paths, mode
-/// 0644, mtime 0, no owners), so the same files always have the same id.
-fn pack_input(dir: &Path) -> Result<Vec<u8>> {
-    if !dir.is_dir() {
-        bail!("--input {} is not a directory", dir.display());
-    }
-    let mut files = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
-        if entry.file_type().is_file() {
-            files.push(entry.into_path());
-        } else if !entry.file_type().is_dir() {
-            bail!(
-                "{} is not a regular file or directory",
-                entry.path().display()
-            );
-        }
-    }
-    let mut tar = tar::Builder::new(Vec::new());
-    for path in files {
-        let rel = path.strip_prefix(dir).expect("under the walked directory");
-        let data =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut header, rel, data.as_slice())
-            .with_context(|| format!("cannot pack {}", path.display()))?;
-    }
-    Ok(tar.into_inner()?)
 }
 
 /// `gpu-<N>g` classes by GPU memory, smallest first.
@@ -178,7 +164,7 @@ async fn submit(a: SubmitArgs) -> Result<ExitCode> {
     );
     let input = match &a.input {
         Some(dir) => {
-            let tar = pack_input(dir)?;
+            let tar = crate::tarball::pack(dir)?;
             let (id, new) = client
                 .put_blob(Bytes::from(tar))
                 .await
@@ -217,6 +203,11 @@ async fn submit(a: SubmitArgs) -> Result<ExitCode> {
     };
     let signed = Signed::sign(order, &signer, &domain).context("cannot sign the job order")?;
     let placed = client.post_bid(&signed).await?;
+    if a.wait {
+        let id = placed["id"].as_str().unwrap_or_default().to_owned();
+        println!("{id}");
+        return wait(&client, &id, a.output.as_deref()).await;
+    }
     if a.json {
         print_json(&placed);
     } else {
@@ -230,6 +221,94 @@ async fn submit(a: SubmitArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Follows a job through queued → matched → running → verifying → done.
+async fn wait(
+    client: &netmind_market::client::MarketClient,
+    id: &str,
+    output: Option<&Path>,
+) -> Result<ExitCode> {
+    let bar = indicatif::ProgressBar::new(4).with_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {bar:20} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    loop {
+        let job = client.get(&format!("/v1/jobs/{id}")).await?;
+        let state = job["state"].as_str().unwrap_or_default().to_owned();
+        let step = match state.as_str() {
+            "queued" => 0,
+            "matched" => 1,
+            "running" => 2,
+            "verifying" => 3,
+            _ => 4,
+        };
+        bar.set_position(step);
+        let reported = job["deals"].as_array().map_or(0, |d| {
+            d.iter()
+                .filter(|x| x["state"] != "assigned" && x["state"] != "running")
+                .count()
+        });
+        bar.set_message(format!(
+            "{state} ({reported}/{} replicas reported)",
+            job["replicas"]
+        ));
+        match state.as_str() {
+            "done" => {
+                bar.finish_and_clear();
+                let r = &job["result"];
+                eprintln!(
+                    "done: {} (exit {}), output {} agreed by {} host(s)",
+                    r["status"].as_str().unwrap_or_default(),
+                    r["exit"],
+                    r["output"].as_str().unwrap_or_default(),
+                    r["hosts"].as_array().map_or(0, Vec::len)
+                );
+                if let Some(dir) = output {
+                    fetch_result(client, &job, dir).await?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            "failed" | "cancelled" | "expired" => {
+                bar.finish_and_clear();
+                eprintln!(
+                    "job {state}{}",
+                    job["reason"]
+                        .as_str()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Downloads a done job's output, checks it against the accepted hash, unpacks it.
+async fn fetch_result(
+    client: &netmind_market::client::MarketClient,
+    job: &Value,
+    dir: &Path,
+) -> Result<()> {
+    if job["state"] != "done" {
+        bail!(
+            "job is {}, not done: results are released once a majority of replicas agree",
+            job["state"].as_str().unwrap_or("unknown")
+        );
+    }
+    let output: B256 = job["result"]["output"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .context("the job's result names no output")?;
+    let bytes = client
+        .get_blob(&netmind_market::blob::BlobId(output.0))
+        .await?
+        .with_context(|| format!("the market has no blob {output}"))?;
+    crate::tarball::unpack(&bytes, dir, 16 << 30)?;
+    eprintln!("output {output} (verified) unpacked into {}", dir.display());
+    Ok(())
 }
 
 fn print_deals(deals: &Value) {

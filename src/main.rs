@@ -9,14 +9,18 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bundle;
+mod daemon;
+mod devnet;
 mod gpu;
 mod host;
 mod job;
 mod market;
 mod nn;
+mod node;
 mod offer;
 mod run;
 mod source;
+mod tarball;
 mod wallet;
 
 /// NetMind Power: a decentralized GPU compute marketplace.
@@ -63,6 +67,11 @@ enum Command {
     /// Submit jobs to a market and follow them.
     #[command(subcommand)]
     Job(job::JobCommand),
+    /// Start a local devnet: a market with its dashboard, host daemons and keys.
+    Devnet(devnet::DevnetArgs),
+    /// Run a NetMind Chain node (`init`, `run`, `dev`).
+    #[command(subcommand)]
+    Node(node::NodeCommand),
 }
 
 fn init_tracing(filter: &str, json: bool) {
@@ -89,6 +98,8 @@ fn main() -> ExitCode {
         Command::Market(cmd) => market::market(cmd),
         Command::Offer(cmd) => offer::offer(cmd),
         Command::Job(cmd) => job::job(cmd),
+        Command::Devnet(args) => devnet::devnet(args),
+        Command::Node(cmd) => node::node(cmd),
     };
     match result {
         Ok(code) => code,

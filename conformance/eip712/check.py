@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks NetMind's EIP-712 order signing against an independent implementation
-(eth-account, the Python library behind web3.py).
+(eth-account, the Python library behind web3.py): offers (`Offer`), job orders
+(`JobOrder`) and cancels (`Cancel(address maker,bytes32 order,uint64 expiry)`).
 
 Reads one JSON object on stdin:
   {"encode_type": "Offer(address host,string class,...)",   # the struct's EIP-712 encodeType
@@ -36,6 +37,12 @@ def coerce(kind: str, value):
         return [coerce(kind[:-2], v) for v in value]
     if kind.startswith(("uint", "int")) and isinstance(value, str):
         return int(value, 16) if value.startswith("0x") else int(value)
+    if re.fullmatch(r"bytes\d+", kind):
+        # `0x` and hex digits (an order id, a bundle id): bytes, never text.
+        raw = bytes.fromhex(value[2:] if value.startswith("0x") else value)
+        if len(raw) != int(kind[5:]):
+            raise SystemExit(f"{kind} value {value!r} is {len(raw)} bytes")
+        return raw
     return value
 
 

@@ -61,7 +61,9 @@ fn bid(n: u64) -> Command {
 fn main() {
     let mut e = Engine::new(EngineConfig {
         queue_timeout: u64::MAX / 2,
-        expected_orders: (RESTING + ORDERS) as usize,
+        // What the engine remembers at once: ids are forgotten after their
+        // orders' lifetime, so about LIFE of them (not every order of the run).
+        expected_orders: (RESTING + LIFE) as usize,
     });
     for n in 0..RESTING {
         e.apply(offer(n), n);

@@ -112,18 +112,28 @@ impl MarketClient {
             url: url.clone(),
             detail,
         };
-        let mut req = Request::builder().method(method).uri(&url);
-        if body.is_some() {
-            req = req.header(http::header::CONTENT_TYPE, content_type);
-        }
-        let req = req
-            .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| transport(e.to_string()))?;
-        let resp = self
-            .http
-            .request(req)
-            .await
-            .map_err(|e| transport(format!("{e:?}")))?;
+        // Idempotent requests are sent again once when the connection broke
+        // before an answer (a pooled connection the server had just closed).
+        let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT);
+        let body = body.unwrap_or_default();
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            let mut req = Request::builder().method(method.clone()).uri(&url);
+            if !body.is_empty() || method == Method::PUT || method == Method::POST {
+                req = req.header(http::header::CONTENT_TYPE, content_type);
+            }
+            let req = req
+                .body(Full::new(body.clone()))
+                .map_err(|e| transport(e.to_string()))?;
+            match self.http.request(req).await {
+                Ok(resp) => break resp,
+                Err(e) if idempotent && attempt < 3 => {
+                    tracing::debug!(error = ?e, %url, "the connection broke; sending again");
+                }
+                Err(e) => return Err(transport(format!("{e:?}"))),
+            }
+        };
         let (parts, body) = resp.into_parts();
         let bytes = body
             .collect()
@@ -154,7 +164,12 @@ impl MarketClient {
         })
     }
 
-    async fn post(&self, path: &str, body: &impl Serialize) -> Result<Value> {
+    /// `POST path` with a JSON body; the answer as JSON.
+    ///
+    /// # Errors
+    ///
+    /// The market refused or could not be reached.
+    pub async fn post(&self, path: &str, body: &impl Serialize) -> Result<Value> {
         let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Answer {
             url: path.into(),
             detail: e.to_string(),
@@ -269,6 +284,89 @@ impl MarketClient {
                 url: format!("{}{path}", self.base),
                 detail: format!("status {other}"),
             }),
+        }
+    }
+
+    /// Follows `GET /v1/events` (server-sent events): each event's name and
+    /// data, as they come, until the stream ends or breaks.
+    ///
+    /// # Errors
+    ///
+    /// The market could not be reached or refused the stream.
+    pub async fn events(&self, query: &str) -> Result<EventStream> {
+        let url = format!("{}/v1/events{query}", self.base);
+        let transport = |detail: String| ClientError::Transport {
+            url: url.clone(),
+            detail,
+        };
+        let req = Request::get(&url)
+            .header(http::header::ACCEPT, "text/event-stream")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| transport(e.to_string()))?;
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .map_err(|e| transport(format!("{e:?}")))?;
+        if !resp.status().is_success() {
+            return Err(transport(format!("status {}", resp.status())));
+        }
+        Ok(EventStream {
+            body: resp.into_body(),
+            buf: Vec::new(),
+        })
+    }
+}
+
+/// Server-sent events from [`MarketClient::events`].
+#[derive(Debug)]
+pub struct EventStream {
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+}
+
+impl EventStream {
+    /// The next event as `(name, data)`; `None` when the stream ended.
+    ///
+    /// # Errors
+    ///
+    /// The connection broke.
+    pub async fn next(&mut self) -> Result<Option<(String, String)>> {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let raw: Vec<u8> = self.buf.drain(..end + 2).collect();
+                let text = String::from_utf8_lossy(&raw);
+                let (mut name, mut data) = (String::from("message"), String::new());
+                for line in text.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        if !data.is_empty() {
+                            data.push('\n');
+                        }
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if data.is_empty() {
+                    // A comment (keep-alive) or an empty event.
+                    continue;
+                }
+                return Ok(Some((name, data)));
+            }
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => {
+                    return Err(ClientError::Transport {
+                        url: "/v1/events".into(),
+                        detail: e.to_string(),
+                    });
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
         }
     }
 }

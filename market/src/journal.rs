@@ -18,6 +18,7 @@ use sqlx::{Any, AnyPool as Pool, Connection, Executor, Row};
 use tokio::sync::{Mutex, RwLock, broadcast, mpsc, oneshot, watch};
 
 use crate::engine::{Command, Engine, EngineConfig, Event, Time};
+use crate::jobs::Jobs;
 
 /// Why the journal failed.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,9 @@ pub struct Entry {
 /// The shared, committed state of the book: the sequencer writes it (and
 /// holds it while a batch commits), readers see only committed commands.
 pub type SharedEngine = Arc<RwLock<Engine>>;
+
+/// Jobs and hosts, fed by the sequencer after each commit.
+pub type SharedJobs = Arc<std::sync::Mutex<Jobs>>;
 
 impl Journal {
     /// Opens (creating if needed) the journal at `location`: a PostgreSQL URL
@@ -272,6 +276,19 @@ impl Journal {
     ///
     /// The database failed, or an entry does not parse.
     pub async fn replay(&self, config: EngineConfig) -> Result<(Engine, u64)> {
+        self.replay_into(config, None).await
+    }
+
+    /// [`Journal::replay`], feeding every entry to `jobs` too.
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::replay`].
+    pub async fn replay_into(
+        &self,
+        config: EngineConfig,
+        mut jobs: Option<&mut Jobs>,
+    ) -> Result<(Engine, u64)> {
         let projected = project::recorded(&self.views).await?;
         let rows = sqlx::query("SELECT seq, at, command, signed FROM journal ORDER BY seq")
             .fetch_all(&self.pool)
@@ -289,7 +306,7 @@ impl Journal {
             let command: Command =
                 serde_json::from_str(&text).map_err(|error| JournalError::Entry { seq, error })?;
             events.clear();
-            if seq > projected {
+            if seq > projected || jobs.is_some() {
                 engine.apply_into(command.clone(), at as Time, &mut events);
                 let entry = Entry {
                     command,
@@ -297,6 +314,13 @@ impl Journal {
                     events: events.clone(),
                     signed: row.get(3),
                 };
+                if let Some(jobs) = jobs.as_deref_mut() {
+                    jobs.apply_entry(&entry);
+                }
+                if seq <= projected {
+                    last = seq;
+                    continue;
+                }
                 match tail.last_mut() {
                     Some((first, run)) if *first + run.len() as i64 == seq => run.push(entry),
                     _ => tail.push((seq, vec![entry])),
@@ -420,6 +444,8 @@ pub type Committed = Arc<Vec<Entry>>;
 pub struct Sequencer {
     tx: mpsc::Sender<Submission>,
     engine: SharedEngine,
+    jobs: SharedJobs,
+    job_changes: broadcast::Sender<Vec<alloy_primitives::B256>>,
     committed: broadcast::Sender<Committed>,
     entries: Arc<AtomicU64>,
     /// Closed when the sequencer task ends.
@@ -443,7 +469,11 @@ impl Sequencer {
     /// settings (replaying it would give another book).
     pub async fn start(journal: Journal, config: EngineConfig) -> Result<Self> {
         journal.check_settings(&config).await?;
-        let (engine, replayed) = journal.replay(config.clone()).await?;
+        let mut jobs = Jobs::default();
+        let (engine, replayed) = journal.replay_into(config.clone(), Some(&mut jobs)).await?;
+        journal.replay_work(&mut jobs).await?;
+        let jobs = Arc::new(std::sync::Mutex::new(jobs));
+        let (job_changes, _) = broadcast::channel(1024);
         let last = journal.last_time().await?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let engine = Arc::new(RwLock::new(engine));
@@ -451,6 +481,8 @@ impl Sequencer {
         let entries = Arc::new(AtomicU64::new(replayed));
         let (finished, done) = watch::channel(());
         let shared = Shared {
+            jobs: jobs.clone(),
+            job_changes: job_changes.clone(),
             engine: engine.clone(),
             committed: committed.clone(),
             entries: entries.clone(),
@@ -460,6 +492,8 @@ impl Sequencer {
         Ok(Self {
             tx,
             engine,
+            jobs,
+            job_changes,
             committed,
             entries,
             done,
@@ -471,6 +505,17 @@ impl Sequencer {
     /// command that is not durable.
     pub fn engine(&self) -> &SharedEngine {
         &self.engine
+    }
+
+    /// Jobs and hosts as of the last commit.
+    pub fn jobs(&self) -> &SharedJobs {
+        &self.jobs
+    }
+
+    /// Where the ids of changed jobs are published (after each commit, and
+    /// by whoever applies hosts' reports).
+    pub fn job_changes(&self) -> &broadcast::Sender<Vec<alloy_primitives::B256>> {
+        &self.job_changes
     }
 
     /// Resolves once the sequencer has stopped: every handle was dropped
@@ -568,6 +613,8 @@ fn only_rejected(events: &[Event]) -> bool {
 /// What the sequencer task publishes to.
 struct Shared {
     engine: SharedEngine,
+    jobs: SharedJobs,
+    job_changes: broadcast::Sender<Vec<alloy_primitives::B256>>,
     committed: broadcast::Sender<Committed>,
     entries: Arc<AtomicU64>,
     /// Dropped when the task ends.
@@ -623,14 +670,26 @@ async fn run(
         match journal.append(batch.clone()).await {
             Ok(()) => {
                 drop(engine);
+                let changed;
+                {
+                    // Before the answers: a host told of a deal finds it.
+                    let mut jobs = shared.jobs.lock().unwrap_or_else(|e| e.into_inner());
+                    for entry in batch.iter() {
+                        jobs.apply_entry(entry);
+                    }
+                    changed = jobs.take_changed();
+                }
                 for (ack, entry) in acks.into_iter().zip(batch.iter()) {
                     let _ = ack.send(Ok(entry.events.clone()));
                 }
                 shared
                     .entries
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                // Nobody listening is fine.
+                // Nobody listening is fine. Jobs change after the trades that made them.
                 let _ = shared.committed.send(batch);
+                if !changed.is_empty() {
+                    let _ = shared.job_changes.send(changed);
+                }
             }
             Err(e) => {
                 // Not durable, so not applied: go back to what the journal holds.
@@ -663,7 +722,9 @@ async fn rebuild(journal: &Journal, config: &EngineConfig) -> Engine {
 
 mod project;
 mod queries;
+mod work;
 pub use queries::{DealQuery, DealRow, JournalLock, OrderRow};
+pub use work::Work;
 
 #[cfg(test)]
 mod tests;

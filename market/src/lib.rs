@@ -13,6 +13,7 @@ pub mod blob;
 pub mod client;
 pub mod engine;
 pub mod error;
+pub mod jobs;
 pub mod journal;
 pub mod orders;
 pub mod server;

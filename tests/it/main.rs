@@ -1,6 +1,7 @@
 //! End-to-end tests of the `netmind` CLI over the real samples.
 
 mod bundle;
+mod devnet;
 mod gpu;
 mod market;
 mod nn;

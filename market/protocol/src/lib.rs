@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod orders;
 pub mod signing;
 mod units;
+pub mod work;
 
 pub use bundle::{Bundle, BundleId, BundleLimits};
 pub use error::{Error, Result};

@@ -287,7 +287,21 @@ mod tests {
         let key = PrivateKeySigner::random();
         for chain in [1, 97, 2_026_112] {
             let d = domain(chain);
-            independent_check(&Signed::sign(offer(key.address()), &key, &d).unwrap(), &d);
+            let offer = Signed::sign(offer(key.address()), &key, &d).unwrap();
+            independent_check(&offer, &d);
+            // Cancels of that offer: an id eth-account has just agreed on, and the extremes.
+            for (order, expiry) in [
+                (offer.id(&d), 1_800_000_000_000),
+                (B256::ZERO, 0),
+                (B256::repeat_byte(0xff), u64::MAX),
+            ] {
+                let cancel = Cancel {
+                    maker: key.address(),
+                    order,
+                    expiry,
+                };
+                independent_check(&Signed::sign(cancel, &key, &d).unwrap(), &d);
+            }
             let job = JobOrder {
                 owner: key.address(),
                 bundle: B256::repeat_byte(0xab),
@@ -319,6 +333,10 @@ mod tests {
             "Offer(address host,string class,string gpuModel,uint64 vram,string[] wgpuFeatures,\
              string[] encodings,uint32 cores,uint64 memoryBytes,uint64 score,uint256 price,uint32 slots,\
              uint64 expiry,uint64 nonce)"
+        );
+        assert_eq!(
+            Cancel::eip712_encode_type(),
+            "Cancel(address maker,bytes32 order,uint64 expiry)"
         );
     }
 }

@@ -18,8 +18,11 @@
 
 mod blobs;
 mod book;
+mod dashboard;
 pub mod error;
 mod events;
+mod jobs;
+pub(crate) use jobs::keep_leases;
 mod limits;
 pub mod openapi;
 mod orders;
@@ -67,6 +70,12 @@ pub struct ApiConfig {
     pub ip_rate: Rate,
     /// Server-sent-event streams open at once.
     pub max_event_streams: usize,
+    /// How long a host has to start a deal it was assigned, ms; then the
+    /// deal lapses and its replica goes to another host.
+    pub lease_start_ms: u64,
+    /// How long past the bid's `maxSeconds` a started deal may take to
+    /// report, ms; then it lapses the same way.
+    pub lease_grace_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -89,6 +98,8 @@ impl Default for ApiConfig {
                 burst: 10_000.0,
             },
             max_event_streams: 1024,
+            lease_start_ms: crate::jobs::START_WITHIN,
+            lease_grace_ms: crate::jobs::REPORT_GRACE,
         }
     }
 }
@@ -237,6 +248,14 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
         )
     };
     match parts.as_slice() {
+        [] => match method {
+            Method::GET => Ok(dashboard::index(req.headers())),
+            _ => Err(allow("GET")),
+        },
+        ["dashboard", file] => match method {
+            Method::GET => dashboard::file(file, req.headers()),
+            _ => Err(allow("GET")),
+        },
         ["openapi.json"] => match method {
             Method::GET => Ok(wire::json(http::StatusCode::OK, &openapi::document())),
             _ => Err(allow("GET")),
@@ -285,8 +304,28 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
             Method::GET => book::deals(state, req.uri()).await,
             _ => Err(allow("GET")),
         },
+        ["v1", "jobs"] => match method {
+            Method::GET => jobs::list(state, req.uri()),
+            _ => Err(allow("GET")),
+        },
+        ["v1", "jobs", id] => match method {
+            Method::GET => jobs::get(state, id),
+            _ => Err(allow("GET")),
+        },
+        ["v1", "hosts"] => match method {
+            Method::GET => Ok(jobs::hosts(state)),
+            _ => Err(allow("GET")),
+        },
+        ["v1", "deals", id, "start"] => match method {
+            Method::POST => jobs::start(state, id, req).await,
+            _ => Err(allow("POST")),
+        },
+        ["v1", "receipts"] => match method {
+            Method::POST => jobs::receipt(state, req).await,
+            _ => Err(allow("POST")),
+        },
         ["v1", "events"] => match method {
-            Method::GET => events::stream(state),
+            Method::GET => events::stream(state, req.uri()).await,
             _ => Err(allow("GET")),
         },
         ["v1", "blobs", name] => match method {

@@ -126,6 +126,38 @@ fn schemas() -> Value {
         "SignedOffer": signed("Offer"),
         "SignedJobOrder": signed("JobOrder"),
         "SignedCancel": signed("Cancel"),
+        "Start": {
+            "type": "object",
+            "description": "EIP-712 type Start(address host,bytes32 deal,uint64 at): a host begins a deal's replica",
+            "required": ["host", "deal", "at"],
+            "properties": { "host": reference("Address"), "deal": reference("Hash"), "at": uint(64) }
+        },
+        "Receipt": {
+            "type": "object",
+            "description": "EIP-712 type Receipt(address host,bytes32 deal,bytes32 output,string status,int32 exitCode,uint64 runtimeMs,uint64 fuel,uint64 gpuTimeMs,uint64 gpuDispatches,bytes32 gpuHash): what a host's run produced; output is the SHA-256 of the uploaded output archive",
+            "required": ["host", "deal", "output", "status", "exitCode", "runtimeMs", "fuel", "gpuTimeMs", "gpuDispatches", "gpuHash"],
+            "properties": {
+                "host": reference("Address"), "deal": reference("Hash"), "output": reference("Hash"),
+                "status": { "type": "string", "description": "exited, trapped, timeout, cpu-time, memory, output-limit, fuel, invalid-output, host-error" },
+                "exitCode": { "type": "integer", "format": "int32" }, "runtimeMs": uint(64), "fuel": uint(64),
+                "gpuTimeMs": uint(64), "gpuDispatches": uint(64), "gpuHash": reference("Hash")
+            }
+        },
+        "SignedStart": signed("Start"),
+        "SignedReceipt": signed("Receipt"),
+        "Job": {
+            "type": "object",
+            "description": "A job (its bid) and its replicas; see docs/design/jobs-api.md. Replica outputs are shown once the job is decided.",
+            "properties": {
+                "id": reference("Hash"), "owner": reference("Address"), "class": { "type": "string" },
+                "state": { "type": "string", "enum": ["queued", "matched", "running", "verifying", "done", "failed", "cancelled", "expired"] },
+                "replicas": uint(32), "max_price": { "type": "string" }, "max_seconds": uint(64),
+                "bundle": reference("Hash"), "input": reference("Hash"), "created": uint(64), "updated": uint(64),
+                "deals": { "type": "array", "items": { "type": "object" } },
+                "result": { "type": "object", "properties": { "output": reference("Hash"), "status": { "type": "string" }, "exit": { "type": "integer" }, "hosts": addresses() } },
+                "reason": { "type": "string" }
+            }
+        },
         "Deal": {
             "type": "object",
             "properties": {
@@ -183,6 +215,19 @@ pub fn document() -> Value {
             "description": "Order book for GPU compute: hosts post signed offers, job owners post signed job orders (bids); matched by price and time at the offer's price. Writes are acknowledged only after the journal commits. Errors are {\"error\": {\"code\", \"message\"}}."
         },
         "paths": {
+            "/": { "get": {
+                "summary": "The web dashboard (HTML; its script and style sheet are under /dashboard/)",
+                "responses": { "200": { "description": "The page", "content": { "text/html": { "schema": { "type": "string" } } } },
+                               "304": { "description": "Not modified (If-None-Match matched the ETag)" } }
+            } },
+            "/dashboard/{file}": { "get": {
+                "summary": "A file of the dashboard: app.js, charts.js or style.css",
+                "parameters": [path_param("file", "app.js, charts.js or style.css")],
+                "responses": { "200": { "description": "The file (text/javascript or text/css)", "content": {
+                                   "text/javascript": { "schema": { "type": "string" } }, "text/css": { "schema": { "type": "string" } } } },
+                               "304": { "description": "Not modified (If-None-Match matched the ETag)" },
+                               "404": error_response("No such file") }
+            } },
             "/openapi.json": { "get": { "summary": "This document", "responses": { "200": ok("OpenAPI 3 document", json!({ "type": "object" })) } } },
             "/v1/info": { "get": { "summary": "The EIP-712 domain to sign under, classes, limits", "responses": { "200": ok("Market info", json!({ "type": "object" })) } } },
             "/v1/offers": { "post": {
@@ -242,9 +287,43 @@ pub fn document() -> Value {
                     query_param("limit", "1-1000, default 100", "integer")],
                 "responses": { "200": ok("Deals", json!({ "type": "array", "items": reference("Deal") })), "400": error_response("Bad parameter") }
             } },
+            "/v1/jobs": { "get": {
+                "summary": "Jobs, newest first",
+                "parameters": [query_param("owner", "owner address", "string"), query_param("state", "one job state", "string"),
+                               query_param("limit", "1-1000, default 100", "integer")],
+                "responses": { "200": ok("Jobs", json!({ "type": "object", "properties": { "jobs": { "type": "array", "items": reference("Job") } } })), "400": error_response("Bad parameter") }
+            } },
+            "/v1/jobs/{id}": { "get": {
+                "summary": "A job by its bid's id (or a bid placing one of its replicas again)",
+                "parameters": [path_param("id", "the job order's id")],
+                "responses": { "200": ok("The job", reference("Job")), "400": error_response("Not an order id"), "404": error_response("No such job") }
+            } },
+            "/v1/hosts": { "get": {
+                "summary": "Hosts seen in the last 10 minutes: status, capabilities, open slots, what they run",
+                "responses": { "200": ok("Hosts", json!({ "type": "object", "properties": { "hosts": { "type": "array", "items": { "type": "object" } } } })) }
+            } },
+            "/v1/deals/{id}/start": { "post": {
+                "summary": "A host starts a deal it holds",
+                "parameters": [path_param("id", "the deal id")],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": reference("SignedStart") } } },
+                "responses": write_errors(json!({ "200": ok("The job as it now is", reference("Job")),
+                    "403": error_response("Another host holds the deal"), "404": error_response("No such deal"), "409": error_response("The deal or its job is decided") }))
+            } },
+            "/v1/receipts": { "post": {
+                "summary": "A host's receipt for a deal it holds (upload the output blob first)",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": reference("SignedReceipt") } } },
+                "responses": write_errors(json!({ "200": ok("The job as it now is (decided once a majority of replicas agree)", reference("Job")),
+                    "403": error_response("Another host holds the deal"), "404": error_response("No such deal"), "409": error_response("Already reported, lapsed, or the job is decided") }))
+            } },
             "/v1/events": { "get": {
                 "summary": "Server-sent events: `book` (rested, filled, cancelled, expired) and `trade` (a deal), after commit",
+                "parameters": [{
+                    "name": "class", "in": "query", "required": false,
+                    "description": "Follow only these classes (repeat the parameter, or separate them with commas): their trades and the book changes of their orders; every class when absent",
+                    "schema": { "type": "array", "items": { "type": "string" } }, "style": "form", "explode": true
+                }],
                 "responses": { "200": { "description": "An event stream", "content": { "text/event-stream": { "schema": { "type": "string" } } } },
+                               "400": error_response("`class` names no class"), "404": unknown_class,
                                "503": error_response("Too many streams open") }
             } },
             "/v1/blobs/{sha256}": {

@@ -110,7 +110,7 @@ pub(crate) fn query(uri: &http::Uri) -> HashMap<String, String> {
         .collect()
 }
 
-fn decode(s: &str) -> String {
+pub(super) fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

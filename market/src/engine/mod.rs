@@ -19,14 +19,16 @@
 
 mod data;
 mod explain;
+mod ids;
+mod timers;
 mod types;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use alloy_primitives::Address;
-use alloy_primitives::map::{B256Map, Entry};
+use alloy_primitives::map::HashMap;
 
 pub use data::{BASE_INTERVAL, Candle, ClassData, Level};
 pub use explain::{Explanation, Mismatch, OfferView, mismatches};
@@ -34,6 +36,9 @@ pub use types::{
     Bid, Capabilities, Command, Deal, DealId, Event, Offer, OrderId, Price, Reject, Requirements,
     Side, Time,
 };
+
+use ids::Ids;
+use timers::Timers;
 
 /// A class's open orders: offers with free slots, bids with waiting replicas.
 pub type BookView = (Vec<(Offer, u32)>, Vec<(Bid, u32)>);
@@ -43,8 +48,9 @@ pub type BookView = (Vec<(Offer, u32)>, Vec<(Bid, u32)>);
 pub struct EngineConfig {
     /// How long a bid may wait in the book before it lapses, in ms.
     pub queue_timeout: Time,
-    /// Orders the engine expects to see (it remembers every id to refuse
-    /// duplicates); space for them is reserved up front.
+    /// Order ids the engine expects to remember at once (it remembers each
+    /// until its order's expiry or deadline, to refuse duplicates); space for
+    /// them is reserved up front.
     pub expected_orders: usize,
 }
 
@@ -63,60 +69,181 @@ struct OfferEntry {
     free: u32,
 }
 
+/// The hosts of a bid's matched replicas: the first few inline, so that
+/// matching a bid does not allocate.
+#[derive(Debug, Clone, Default)]
+struct Hosts {
+    inline: [Address; 4],
+    len: usize,
+    /// All of them, once there are more than fit inline.
+    spilled: Vec<Address>,
+}
+
+impl Hosts {
+    fn as_slice(&self) -> &[Address] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+
+    fn push(&mut self, host: Address) {
+        if self.spilled.is_empty() {
+            if let Some(free) = self.inline.get_mut(self.len) {
+                *free = host;
+                self.len += 1;
+                return;
+            }
+            self.spilled.extend_from_slice(&self.inline);
+        }
+        self.spilled.push(host);
+        self.len += 1;
+    }
+}
+
 #[derive(Debug, Clone)]
 struct BidEntry {
     bid: Bid,
     /// Replicas matched so far, and on which hosts.
-    hosts: Vec<Address>,
+    hosts: Hosts,
 }
 
 impl BidEntry {
     fn waiting(&self) -> u32 {
-        self.bid.replicas - self.hosts.len() as u32
+        self.bid.replicas - self.hosts.len as u32
     }
 }
 
 type OfferKey = (Price, u64);
 type BidKey = (Reverse<Price>, u64);
 
+/// An open order, where it rests, and what is left of it.
+#[derive(Debug, Clone)]
+enum Open {
+    Offer {
+        class: u32,
+        key: OfferKey,
+        entry: OfferEntry,
+    },
+    Bid {
+        class: u32,
+        key: BidKey,
+        entry: BidEntry,
+    },
+}
+
+impl Open {
+    fn id(&self) -> &OrderId {
+        match self {
+            Self::Offer { entry, .. } => &entry.offer.id,
+            Self::Bid { entry, .. } => &entry.bid.id,
+        }
+    }
+}
+
+/// Open orders in numbered slots; a closed order's slot is reused.
+#[derive(Debug, Default, Clone)]
+struct Slots {
+    items: Vec<Option<Open>>,
+    free: Vec<u32>,
+}
+
+impl Slots {
+    /// An empty slot, held until it is filled or released.
+    fn reserve(&mut self) -> u32 {
+        self.free.pop().unwrap_or_else(|| {
+            self.items.push(None);
+            (self.items.len() - 1) as u32
+        })
+    }
+
+    /// Empties a held slot (filled or not) for reuse.
+    fn release(&mut self, slot: u32) -> Option<Open> {
+        self.free.push(slot);
+        self.items[slot as usize].take()
+    }
+
+    /// The open order `id` if `slot` holds it.
+    fn get(&self, slot: u32, id: &OrderId) -> Option<&Open> {
+        self.items
+            .get(slot as usize)?
+            .as_ref()
+            .filter(|o| o.id() == id)
+    }
+
+    fn offer(&self, slot: u32) -> &OfferEntry {
+        match &self.items[slot as usize] {
+            Some(Open::Offer { entry, .. }) => entry,
+            _ => unreachable!("a book's offer slot holds an offer"),
+        }
+    }
+
+    fn offer_mut(&mut self, slot: u32) -> &mut OfferEntry {
+        match &mut self.items[slot as usize] {
+            Some(Open::Offer { entry, .. }) => entry,
+            _ => unreachable!("a book's offer slot holds an offer"),
+        }
+    }
+
+    fn bid(&self, slot: u32) -> &BidEntry {
+        match &self.items[slot as usize] {
+            Some(Open::Bid { entry, .. }) => entry,
+            _ => unreachable!("a book's bid slot holds a bid"),
+        }
+    }
+
+    fn bid_mut(&mut self, slot: u32) -> &mut BidEntry {
+        match &mut self.items[slot as usize] {
+            Some(Open::Bid { entry, .. }) => entry,
+            _ => unreachable!("a book's bid slot holds a bid"),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct Book {
     /// The class name, shared by the deals made in it.
     name: Arc<str>,
-    // Entries are boxed so that inserting into a B-tree node moves pointers, not orders.
-    offers: BTreeMap<OfferKey, Box<OfferEntry>>,
-    bids: BTreeMap<BidKey, Box<BidEntry>>,
+    /// Offers cheapest first, ties by arrival: their slots.
+    offers: BTreeMap<OfferKey, u32>,
+    /// Bids highest first, ties by arrival: their slots.
+    bids: BTreeMap<BidKey, u32>,
     data: ClassData,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Key {
-    Offer(OfferKey),
-    Bid(BidKey),
-}
-
 /// The order books of every class.
+///
+/// Inside, classes are numbers and open orders live in numbered slots, so
+/// that matching, filling and lapsing touch no hash map; only placing an
+/// order (is its id new?), cancelling and forgetting look an id up.
 #[derive(Debug, Default, Clone)]
 pub struct Engine {
     config: EngineConfig,
     /// Class name → index into `books`.
-    classes: HashMap<String, usize>,
+    classes: HashMap<String, u32>,
     books: Vec<Book>,
-    /// Every order ever placed: `Some` (class index and place in the book)
-    /// while it is open, `None` after (so duplicates are refused).
-    orders: B256Map<Option<(usize, Key)>>,
-    /// When orders lapse, soonest first; entries of orders that closed
-    /// earlier are skipped when they come up.
-    lapses: BinaryHeap<Reverse<(Time, OrderId)>>,
+    /// Every order id remembered (so duplicates are refused), by number.
+    ids: Ids,
+    /// Number of a remembered id → the slot its order was given; the order
+    /// is open while that slot holds it.
+    slot_of: Vec<u32>,
+    open: Slots,
+    /// When resting orders lapse (with their slots), soonest first, ties by
+    /// id; entries of orders that closed earlier are skipped when they come up.
+    lapses: Timers<(OrderId, u32)>,
     /// When ids may be forgotten: past its expiry or deadline an order would
     /// be refused as expired anyway, so remembering it no longer matters.
-    forget: BinaryHeap<Reverse<(Time, OrderId)>>,
+    forget: Timers<(OrderId, u32)>,
     seq: u64,
+    /// Scratch space for the orders a command fills, kept for its allocation.
+    filled_offers: Vec<OfferKey>,
+    filled_bids: Vec<BidKey>,
 }
 
 impl Engine {
     /// The index of a class's book, made on first use.
-    fn class(&mut self, name: &str) -> usize {
+    fn class(&mut self, name: &str) -> u32 {
         if let Some(&i) = self.classes.get(name) {
             return i;
         }
@@ -124,21 +251,26 @@ impl Engine {
             name: Arc::from(name),
             ..Book::default()
         });
-        self.classes.insert(name.to_string(), self.books.len() - 1);
-        self.books.len() - 1
+        let i = (self.books.len() - 1) as u32;
+        self.classes.insert(name.to_string(), i);
+        i
     }
 
     fn book_of(&self, name: &str) -> Option<&Book> {
-        self.classes.get(name).map(|&i| &self.books[i])
+        self.classes.get(name).map(|&i| &self.books[i as usize])
+    }
+
+    /// The slot of an open order.
+    fn find(&self, id: &OrderId) -> Option<(u32, &Open)> {
+        let slot = self.slot_of[self.ids.get(id)? as usize];
+        self.open.get(slot, id).map(|o| (slot, o))
     }
 
     /// An empty market.
     pub fn new(config: EngineConfig) -> Self {
-        let mut orders = B256Map::default();
-        orders.reserve(config.expected_orders);
         Self {
+            ids: Ids::with_capacity(config.expected_orders),
             config,
-            orders,
             ..Self::default()
         }
     }
@@ -161,45 +293,56 @@ impl Engine {
         }
     }
 
+    /// Remembers a new order's id; returns the slot it may rest in.
     fn admit(
         &mut self,
         id: OrderId,
         lapses: Time,
         empty: Option<Reject>,
         now: Time,
-    ) -> Result<(), Reject> {
-        let Entry::Vacant(slot) = self.orders.entry(id) else {
+    ) -> Result<u32, Reject> {
+        if self.ids.get(&id).is_some() {
             return Err(Reject::Duplicate);
-        };
+        }
         if lapses <= now {
             return Err(Reject::Expired);
         }
         if let Some(reject) = empty {
             return Err(reject);
         }
-        slot.insert(None);
-        self.forget.push(Reverse((lapses, id)));
-        Ok(())
+        let slot = self.open.reserve();
+        let n = self.ids.insert_new(id) as usize;
+        if n == self.slot_of.len() {
+            self.slot_of.push(slot);
+        } else {
+            self.slot_of[n] = slot;
+        }
+        self.forget.push(lapses, (id, n as u32));
+        Ok(slot)
     }
 
     fn place_offer(&mut self, offer: Offer, now: Time, events: &mut Vec<Event>) {
         let empty = (offer.slots == 0).then_some(Reject::NoSlots);
-        if let Err(reason) = self.admit(offer.id, offer.expiry, empty, now) {
-            events.push(Event::Rejected {
-                id: offer.id,
-                reason,
-            });
-            return;
-        }
+        let slot = match self.admit(offer.id, offer.expiry, empty, now) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                events.push(Event::Rejected {
+                    id: offer.id,
+                    reason,
+                });
+                return;
+            }
+        };
         let class = self.class(&offer.class);
-        let book = &mut self.books[class];
+        let book = &mut self.books[class as usize];
         let mut free = offer.slots;
-        let mut filled = Vec::new();
+        let mut filled = std::mem::take(&mut self.filled_bids);
         // Waiting bids by priority; each takes at most one slot of this offer.
-        for (key, entry) in &mut book.bids {
-            if free == 0 || entry.bid.max_price < offer.price {
+        for (key, &at) in &book.bids {
+            if free == 0 || key.0.0 < offer.price {
                 break;
             }
+            let entry = self.open.bid_mut(at);
             if !serves(&offer, entry) {
                 continue;
             }
@@ -215,47 +358,58 @@ impl Engine {
                 filled.push(*key);
             }
         }
-        for key in filled {
-            if let Some(entry) = book.bids.remove(&key) {
-                self.orders.insert(entry.bid.id, None);
+        for key in filled.drain(..) {
+            if let Some(at) = book.bids.remove(&key)
+                && let Some(Open::Bid { entry, .. }) = self.open.release(at)
+            {
                 events.push(Event::Filled { id: entry.bid.id });
             }
         }
-        if free > 0 {
-            self.seq += 1;
-            let key = (offer.price, self.seq);
-            self.orders.insert(offer.id, Some((class, Key::Offer(key))));
-            self.lapses.push(Reverse((offer.expiry, offer.id)));
-            events.push(Event::Rested {
-                id: offer.id,
-                side: Side::Offer,
-            });
-            book.offers
-                .insert(key, Box::new(OfferEntry { offer, free }));
+        self.filled_bids = filled;
+        if free == 0 {
+            self.open.release(slot);
+            return;
         }
+        self.seq += 1;
+        let key = (offer.price, self.seq);
+        self.lapses.push(offer.expiry, (offer.id, slot));
+        events.push(Event::Rested {
+            id: offer.id,
+            side: Side::Offer,
+        });
+        book.offers.insert(key, slot);
+        self.open.items[slot as usize] = Some(Open::Offer {
+            class,
+            key,
+            entry: OfferEntry { offer, free },
+        });
     }
 
     fn place_bid(&mut self, bid: Bid, now: Time, events: &mut Vec<Event>) {
         let empty = (bid.replicas == 0).then_some(Reject::NoReplicas);
-        if let Err(reason) = self.admit(bid.id, bid.deadline, empty, now) {
-            events.push(Event::Rejected { id: bid.id, reason });
-            return;
-        }
+        let slot = match self.admit(bid.id, bid.deadline, empty, now) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                events.push(Event::Rejected { id: bid.id, reason });
+                return;
+            }
+        };
         let class = self.class(&bid.class);
-        let book = &mut self.books[class];
+        let book = &mut self.books[class as usize];
         let lapses = bid
             .deadline
             .min(now.saturating_add(self.config.queue_timeout));
         let mut entry = BidEntry {
             bid,
-            hosts: Vec::new(),
+            hosts: Hosts::default(),
         };
-        let mut emptied = Vec::new();
+        let mut emptied = std::mem::take(&mut self.filled_offers);
         // The cheapest compatible offers, one slot each, on distinct hosts.
-        for (key, offer) in &mut book.offers {
-            if entry.waiting() == 0 || offer.offer.price > entry.bid.max_price {
+        for (key, &at) in &book.offers {
+            if entry.waiting() == 0 || key.0 > entry.bid.max_price {
                 break;
             }
+            let offer = self.open.offer_mut(at);
             if !serves(&offer.offer, &entry) {
                 continue;
             }
@@ -271,98 +425,89 @@ impl Engine {
                 emptied.push(*key);
             }
         }
-        for key in emptied {
-            if let Some(o) = book.offers.remove(&key) {
-                self.orders.insert(o.offer.id, None);
+        for key in emptied.drain(..) {
+            if let Some(at) = book.offers.remove(&key) {
+                self.open.release(at);
             }
         }
+        self.filled_offers = emptied;
         if entry.waiting() == 0 {
             events.push(Event::Filled { id: entry.bid.id });
+            self.open.release(slot);
             return;
         }
         self.seq += 1;
         let key = (Reverse(entry.bid.max_price), self.seq);
-        self.orders
-            .insert(entry.bid.id, Some((class, Key::Bid(key))));
-        self.lapses.push(Reverse((lapses, entry.bid.id)));
+        self.lapses.push(lapses, (entry.bid.id, slot));
         events.push(Event::Rested {
             id: entry.bid.id,
             side: Side::Bid,
         });
-        book.bids.insert(key, Box::new(entry));
+        book.bids.insert(key, slot);
+        self.open.items[slot as usize] = Some(Open::Bid { class, key, entry });
     }
 
     fn cancel(&mut self, id: OrderId, by: Address, events: &mut Vec<Event>) {
-        let maker = self
-            .orders
-            .get(&id)
-            .copied()
-            .flatten()
-            .and_then(|(class, key)| {
-                let book = &self.books[class];
-                match key {
-                    Key::Offer(k) => book.offers.get(&k).map(|o| o.offer.host),
-                    Key::Bid(k) => book.bids.get(&k).map(|b| b.bid.owner),
-                }
-            });
-        match maker {
+        let found = self.find(&id).map(|(slot, open)| {
+            let maker = match open {
+                Open::Offer { entry, .. } => entry.offer.host,
+                Open::Bid { entry, .. } => entry.bid.owner,
+            };
+            (slot, maker)
+        });
+        match found {
             None => events.push(Event::Rejected {
                 id,
                 reason: Reject::UnknownOrder,
             }),
-            Some(maker) if maker != by => events.push(Event::Rejected {
+            Some((_, maker)) if maker != by => events.push(Event::Rejected {
                 id,
                 reason: Reject::NotMaker,
             }),
-            Some(_) => {
-                self.remove(id);
+            Some((slot, _)) => {
+                self.close(slot);
                 events.push(Event::Cancelled { id });
             }
         }
     }
 
-    /// Takes an open order out of the book; returns its side.
-    fn remove(&mut self, id: OrderId) -> Option<Side> {
-        let (class, key) = self.orders.get_mut(&id)?.take()?;
-        let book = &mut self.books[class];
-        match key {
-            Key::Offer(k) => {
-                book.offers.remove(&k)?;
+    /// Takes the open order in `slot` out of its book; returns its side.
+    fn close(&mut self, slot: u32) -> Option<Side> {
+        match self.open.release(slot)? {
+            Open::Offer { class, key, .. } => {
+                self.books[class as usize].offers.remove(&key);
                 Some(Side::Offer)
             }
-            Key::Bid(k) => {
-                book.bids.remove(&k)?;
+            Open::Bid { class, key, .. } => {
+                self.books[class as usize].bids.remove(&key);
                 Some(Side::Bid)
             }
         }
     }
 
     fn expire(&mut self, now: Time, events: &mut Vec<Event>) {
-        while let Some(&Reverse((when, id))) = self.lapses.peek() {
-            if when > now {
-                break;
-            }
-            self.lapses.pop();
-            if let Some(side) = self.remove(id) {
+        while let Some((_, (id, slot))) = self.lapses.pop_due(now) {
+            if self.open.get(slot, &id).is_some()
+                && let Some(side) = self.close(slot)
+            {
                 events.push(Event::Expired { id, side });
             }
         }
         // After the lapses above, an order past its own expiry or deadline is closed.
-        while let Some(&Reverse((when, id))) = self.forget.peek() {
-            if when > now {
-                break;
-            }
-            self.forget.pop();
-            if matches!(self.orders.get(&id), Some(None)) {
-                self.orders.remove(&id);
-            }
+        // (A bid lapses at its deadline or earlier, an offer at its expiry.)
+        while let Some((_, (id, n))) = self.forget.pop_due(now) {
+            debug_assert!(
+                self.open.get(self.slot_of[n as usize], &id).is_none(),
+                "an order is closed by its expiry or deadline"
+            );
+            self.ids.remove(&id, n);
         }
     }
 
     /// How many order ids the engine remembers (open ones, and closed ones
     /// whose expiry or deadline has not passed yet).
     pub fn remembered(&self) -> usize {
-        self.orders.len()
+        self.ids.len()
     }
 
     /// The open orders of a class: offers cheapest first with their free
@@ -374,11 +519,17 @@ impl Engine {
         (
             book.offers
                 .values()
-                .map(|o| (o.offer.clone(), o.free))
+                .map(|&at| {
+                    let o = self.open.offer(at);
+                    (o.offer.clone(), o.free)
+                })
                 .collect(),
             book.bids
                 .values()
-                .map(|b| (b.bid.clone(), b.waiting()))
+                .map(|&at| {
+                    let b = self.open.bid(at);
+                    (b.bid.clone(), b.waiting())
+                })
                 .collect(),
         )
     }
@@ -386,12 +537,10 @@ impl Engine {
     /// An open order's side and what is left of it (free slots of an offer,
     /// waiting replicas of a bid); `None` when the order is not open.
     pub fn open_order(&self, id: &OrderId) -> Option<(Side, u32)> {
-        let (class, key) = (*self.orders.get(id)?)?;
-        let book = &self.books[class];
-        match key {
-            Key::Offer(k) => book.offers.get(&k).map(|o| (Side::Offer, o.free)),
-            Key::Bid(k) => book.bids.get(&k).map(|b| (Side::Bid, b.waiting())),
-        }
+        Some(match self.find(id)?.1 {
+            Open::Offer { entry, .. } => (Side::Offer, entry.free),
+            Open::Bid { entry, .. } => (Side::Bid, entry.waiting()),
+        })
     }
 
     /// The classes with a book.
@@ -423,24 +572,40 @@ impl Engine {
             return (Vec::new(), Vec::new());
         };
         (
-            data::levels(book.offers.iter().map(|(k, o)| (k.0, o.free))),
-            data::levels(book.bids.iter().map(|(k, b)| (k.0.0, b.waiting()))),
+            data::levels(
+                book.offers
+                    .iter()
+                    .map(|(k, &at)| (k.0, self.open.offer(at).free)),
+            ),
+            data::levels(
+                book.bids
+                    .iter()
+                    .map(|(k, &at)| (k.0.0, self.open.bid(at).waiting())),
+            ),
         )
     }
 
     /// Why an open bid waits and what would make it match; `None` when the
     /// bid is not open.
     pub fn explain(&self, id: &OrderId) -> Option<Explanation> {
-        let (class, Key::Bid(key)) = (*self.orders.get(id)?)? else {
+        let (
+            _,
+            Open::Bid {
+                class, entry: bid, ..
+            },
+        ) = self.find(id)?
+        else {
             return None;
         };
-        let entry = self.books[class].bids.get(&key)?;
-        let book = &self.books[class];
+        let book = &self.books[*class as usize];
         Some(data::explain(
-            entry.bid.clone(),
-            &entry.hosts,
-            entry.waiting(),
-            book.offers.values().map(|o| (&o.offer, o.free)),
+            bid.bid.clone(),
+            bid.hosts.as_slice(),
+            bid.waiting(),
+            book.offers.values().map(|&at| {
+                let o = self.open.offer(at);
+                (&o.offer, o.free)
+            }),
         ))
     }
 }
@@ -449,7 +614,7 @@ impl Engine {
 fn serves(offer: &Offer, entry: &BidEntry) -> bool {
     explain::meets(&offer.caps, &entry.bid.req)
         && explain::admits(&offer.host, &entry.bid.owner, &entry.bid.req)
-        && !entry.hosts.contains(&offer.host)
+        && !entry.hosts.as_slice().contains(&offer.host)
 }
 
 fn deal(
@@ -459,7 +624,7 @@ fn deal(
     offer: &Offer,
     now: Time,
 ) -> Deal {
-    let replica = entry.hosts.len() as u32;
+    let replica = entry.hosts.len as u32;
     entry.hosts.push(offer.host);
     let d = Deal {
         id: Deal::id_for(&entry.bid.id, &offer.id, replica),

@@ -184,6 +184,7 @@ async fn every_route_is_described_in_a_valid_openapi_document() {
         p.replace("{class}", "cpu")
             .replace("{id}", &format!("0x{}", "ab".repeat(32)))
             .replace("{sha256}", &"ab".repeat(32))
+            .replace("{file}", "app.js")
     };
     let paths = doc["paths"].as_object().unwrap();
     let mut described = Vec::new();
@@ -213,6 +214,8 @@ async fn every_route_is_described_in_a_valid_openapi_document() {
         }
     }
     for route in [
+        ("GET", "/"),
+        ("GET", "/dashboard/{file}"),
         ("GET", "/openapi.json"),
         ("GET", "/v1/info"),
         ("POST", "/v1/offers"),
@@ -226,6 +229,11 @@ async fn every_route_is_described_in_a_valid_openapi_document() {
         ("GET", "/v1/trades/{class}"),
         ("GET", "/v1/deals"),
         ("GET", "/v1/events"),
+        ("GET", "/v1/jobs"),
+        ("GET", "/v1/jobs/{id}"),
+        ("GET", "/v1/hosts"),
+        ("POST", "/v1/deals/{id}/start"),
+        ("POST", "/v1/receipts"),
         ("PUT", "/v1/blobs/{sha256}"),
         ("GET", "/v1/blobs/{sha256}"),
         ("HEAD", "/v1/blobs/{sha256}"),
@@ -237,7 +245,7 @@ async fn every_route_is_described_in_a_valid_openapi_document() {
     }
     assert_eq!(
         described.len(),
-        16,
+        23,
         "a described route the test does not know"
     );
     m.stop().await;

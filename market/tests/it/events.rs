@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use crate::*;
 
-/// Reads SSE events from `body` until `done` holds for what was read (or 10 s pass).
+/// Reads the book and trade events from `body` until `done` holds for what
+/// was read (or 10 s pass); `job` and `host` events are tested in jobs.rs.
 async fn read_events(
     body: &mut hyper::body::Incoming,
     done: impl Fn(&[(String, Value)]) -> bool,
@@ -40,7 +41,7 @@ async fn read_events(
                     data = d.into();
                 }
             }
-            if !name.is_empty() {
+            if !name.is_empty() && name != "job" && name != "host" {
                 events.push((name, serde_json::from_str(&data).unwrap()));
             }
         }
@@ -116,4 +117,113 @@ async fn book_changes_and_trades_stream_after_commit() {
     })
     .await;
     assert!(end.is_ok(), "the stream ends when the market stops");
+}
+
+/// Opens `/v1/events` with `query`; returns the body after its opening comment.
+async fn subscribe(m: &TestMarket, query: &str) -> hyper::body::Incoming {
+    let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let uri: http::Uri = format!("{}/v1/events{query}", m.client.base())
+        .parse()
+        .unwrap();
+    let resp = http.get(uri).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(first.starts_with(b": "));
+    body
+}
+
+/// The ids an event names: its own, and a trade's bid and offer.
+fn ids(v: &Value) -> Vec<String> {
+    ["id", "bid", "offer"]
+        .iter()
+        .filter_map(|k| v[*k].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_class_filter_streams_that_class_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = TestMarket::start(config(dir.path(), None)).await;
+    let (a, b) = ("gpu-24g", "gpu-48g");
+    let (host, owner) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+
+    // Unknown classes are named, with the classes the market trades.
+    assert_error(
+        &m.get("/v1/events?class=gpu-24g,nope").await,
+        StatusCode::NOT_FOUND,
+        "unknown_class",
+        &["`nope`", "gpu-24g", "gpu-48g"],
+    );
+    assert_error(
+        &m.get("/v1/events?class=").await,
+        StatusCode::BAD_REQUEST,
+        "malformed",
+        &["`class`"],
+    );
+
+    // Offers resting before the streams open: their cancels are still placed by class.
+    let (_, a_early) = m
+        .post("/v1/offers", &sign(offer(&host, a, 15, 1), &host))
+        .await;
+    let (_, b_early) = m
+        .post("/v1/offers", &sign(offer(&host, b, 15, 1), &host))
+        .await;
+    let mut only_a = subscribe(&m, "?class=gpu-24g").await;
+    // Repeated and comma-separated forms; `cpu` sees nothing here.
+    let mut only_b = subscribe(&m, "?class=cpu&class=gpu-48g,cpu").await;
+
+    // A and B interleaved, so that a leak would show up between A's events.
+    let (_, a_offer) = m
+        .post("/v1/offers", &sign(offer(&host, a, 12, 2), &host))
+        .await;
+    let (_, b_offer) = m
+        .post("/v1/offers", &sign(offer(&host, b, 12, 2), &host))
+        .await;
+    let (_, a_bid) = m
+        .post("/v1/bids", &sign(job(&owner, a, 20, 1), &owner))
+        .await;
+    let (_, b_bid) = m
+        .post("/v1/bids", &sign(job(&owner, b, 20, 1), &owner))
+        .await;
+    assert_eq!(a_bid["deals"].as_array().unwrap().len(), 1, "{a_bid}");
+    assert_eq!(b_bid["deals"].as_array().unwrap().len(), 1, "{b_bid}");
+    for order in [&b_early, &a_early, &b_offer, &a_offer] {
+        let (status, c) = m.post("/v1/cancels", &cancel(&host, id_of(order))).await;
+        assert_eq!(status, StatusCode::OK, "{c}");
+    }
+
+    let last_of = |last: &Value| {
+        let last = last["id"].clone();
+        move |e: &[(String, Value)]| {
+            e.iter()
+                .any(|(_, v)| v["type"] == "cancelled" && v["id"] == last)
+        }
+    };
+    let seen_a = read_events(&mut only_a, last_of(&a_offer)).await;
+    let seen_b = read_events(&mut only_b, last_of(&b_offer)).await;
+    for (seen, (early, offer, bid, class)) in [
+        (&seen_a, (&a_early, &a_offer, &a_bid, a)),
+        (&seen_b, (&b_early, &b_offer, &b_bid, b)),
+    ] {
+        let kinds: Vec<(&str, &str, Vec<String>)> = seen
+            .iter()
+            .map(|(n, v)| (n.as_str(), v["type"].as_str().unwrap_or(""), ids(v)))
+            .collect();
+        let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            kinds,
+            [
+                ("book", "rested", vec![id(offer)]),
+                ("trade", "", vec![id(&bid["deals"][0]), id(bid), id(offer)]),
+                ("book", "filled", vec![id(bid)]),
+                ("book", "cancelled", vec![id(early)]),
+                ("book", "cancelled", vec![id(offer)]),
+            ],
+            "{class}: {seen:?}"
+        );
+        assert_eq!(seen[0].1["class"], class);
+        assert_eq!(seen[1].1["class"], class);
+    }
+    m.stop().await;
 }

@@ -4,8 +4,10 @@
 //! HTTP with orders signed by real keys.
 
 mod blobs;
+mod dashboard;
 mod data;
 mod events;
+mod jobs;
 mod orders;
 mod refusals;
 

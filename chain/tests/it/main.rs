@@ -1,0 +1,11 @@
+//! Integration tests of `netmind-chain`: a real node on 127.0.0.1 driven over
+//! JSON-RPC with transactions signed by alloy.
+
+mod bad_input;
+mod bench;
+mod blocks;
+mod crash;
+mod eip225;
+mod restart;
+mod transactions;
+mod util;

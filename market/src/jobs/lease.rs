@@ -1,0 +1,148 @@
+//! Leases: a host must start a deal within [`START_WITHIN`] and report
+//! within the bid's `max_seconds` plus [`REPORT_GRACE`] of starting. A deal
+//! that misses either lapses: it is marked `lapsed`, and its replica is
+//! placed again as a bid of one replica that denies every host the job has
+//! used, so it goes to another host. No job is lost when a host dies, and
+//! none runs twice for pay: the lapsed host's late receipt is refused.
+
+use alloy_primitives::{Address, B256};
+use sha2::{Digest, Sha256};
+
+use super::{DealState, JobState, Jobs, WorkError};
+use crate::engine::{Bid, Time};
+
+/// How long a host has to start a deal it was assigned, ms (by default).
+pub const START_WITHIN: Time = 30_000;
+
+/// How long past the bid's `max_seconds` a started deal may take to report, ms (by default).
+pub const REPORT_GRACE: Time = 30_000;
+
+/// A lapsed deal and the bid that places its replica again.
+#[derive(Debug, Clone)]
+pub struct Lapse {
+    /// The job.
+    pub job: B256,
+    /// The deal that lapsed.
+    pub deal: B256,
+    /// Its host.
+    pub host: Address,
+    /// The bid for one replica elsewhere.
+    pub retry: Bid,
+}
+
+/// The id of the bid that places a lapsed deal's replica again.
+pub(super) fn retry_id(job: &B256, deal: &B256) -> B256 {
+    let mut h = Sha256::new();
+    h.update(b"netmind lapse");
+    h.update(job);
+    h.update(deal);
+    B256::from(<[u8; 32]>::from(h.finalize()))
+}
+
+impl Jobs {
+    /// Deals whose lease has run out at `now` (`start_within` to start,
+    /// `max_seconds` plus `grace` to report), with the bids that place their
+    /// replicas again.
+    pub fn due_leases(&self, now: Time, start_within: Time, grace: Time) -> Vec<Lapse> {
+        let mut out = Vec::new();
+        for job in self.jobs.values().filter(|j| !j.state.finished()) {
+            let Some(bid) = &job.bid else { continue };
+            for d in &job.deals {
+                let due = match d.state {
+                    DealState::Assigned => d.assigned.saturating_add(start_within),
+                    DealState::Running => d
+                        .started
+                        .unwrap_or(d.assigned)
+                        .saturating_add(job.max_seconds.saturating_mul(1000))
+                        .saturating_add(grace),
+                    _ => continue,
+                };
+                if now < due {
+                    continue;
+                }
+                let mut req = bid.req.clone();
+                for used in &job.deals {
+                    if !req.deny.contains(&used.host) {
+                        req.deny.push(used.host);
+                    }
+                }
+                out.push(Lapse {
+                    job: job.id,
+                    deal: d.id,
+                    host: d.host,
+                    retry: Bid {
+                        id: retry_id(&job.id, &d.id),
+                        owner: bid.owner,
+                        class: bid.class.clone(),
+                        req,
+                        max_price: bid.max_price,
+                        max_seconds: bid.max_seconds,
+                        replicas: 1,
+                        deadline: bid.deadline.max(now.saturating_add(600_000)),
+                    },
+                });
+            }
+        }
+        out
+    }
+
+    /// Marks `deal` of `job` lapsed and routes the deals of bid `retry` to
+    /// the job (merging any already seen, as when replaying).
+    ///
+    /// # Errors
+    ///
+    /// The deal is unknown or already reported.
+    pub fn lapse(
+        &mut self,
+        job_id: B256,
+        deal: B256,
+        retry: B256,
+        at: Time,
+    ) -> Result<(), WorkError> {
+        let job = self
+            .jobs
+            .get_mut(&job_id)
+            .ok_or(WorkError::UnknownDeal(deal))?;
+        let d = job
+            .deals
+            .iter_mut()
+            .find(|d| d.id == deal)
+            .ok_or(WorkError::UnknownDeal(deal))?;
+        if !matches!(d.state, DealState::Assigned | DealState::Running) {
+            return Err(WorkError::Closed {
+                deal,
+                state: d.state,
+                job: job.state.name(),
+            });
+        }
+        d.state = DealState::Lapsed;
+        job.updated = at;
+        if !job
+            .deals
+            .iter()
+            .any(|d| matches!(d.state, DealState::Assigned | DealState::Running))
+            && !job.state.finished()
+        {
+            job.state = if job.deals.iter().any(|d| d.state == DealState::Reported) {
+                JobState::Verifying
+            } else {
+                JobState::Queued
+            };
+        }
+        self.aliases.insert(retry, job_id);
+        // Replaying: the retry's bid and deals were seen before this lapse.
+        if let Some(orphan) = self.jobs.remove(&retry) {
+            self.order.remove(&(orphan.created, retry));
+            let job = self.jobs.get_mut(&job_id).expect("checked above");
+            for d in orphan.deals {
+                self.by_deal.insert(d.id, job_id);
+                if job.state == JobState::Queued {
+                    job.state = JobState::Matched;
+                }
+                job.deals.push(d);
+            }
+        }
+        self.changed.push(job_id);
+        Ok(())
+    }
+}

@@ -1,0 +1,280 @@
+use alloy_primitives::{Address, B256};
+use netmind_protocol::work::{Receipt, Start};
+
+use super::*;
+use crate::engine::{Bid, Capabilities, Engine, Offer, Requirements};
+
+fn id(n: u64) -> B256 {
+    B256::left_padding_from(&n.to_be_bytes())
+}
+
+fn host(n: u8) -> Address {
+    Address::repeat_byte(n)
+}
+
+const OWNER: Address = Address::repeat_byte(0xee);
+
+/// A market with `hosts` offers (one slot each) and a bid for `replicas`,
+/// fed through a real engine into `Jobs`.
+fn market(hosts: u8, replicas: u32) -> (Jobs, Vec<(B256, Address)>) {
+    let mut engine = Engine::default();
+    let mut jobs = Jobs::default();
+    let mut at = 1_000;
+    let mut feed = |jobs: &mut Jobs, command: Command, signed: Option<String>| {
+        at += 1;
+        let events = engine.apply(command.clone(), at);
+        jobs.apply_entry(&Entry {
+            command,
+            at,
+            events,
+            signed,
+        });
+    };
+    for h in 1..=hosts {
+        let offer = Command::Offer(Offer {
+            id: id(u64::from(h)),
+            host: host(h),
+            class: "cpu".into(),
+            caps: Capabilities {
+                cores: 4,
+                ..Capabilities::default()
+            },
+            price: 10,
+            slots: 1,
+            expiry: u64::MAX,
+        });
+        feed(&mut jobs, offer, None);
+    }
+    let bid = Command::Bid(Bid {
+        id: id(100),
+        owner: OWNER,
+        class: "cpu".into(),
+        req: Requirements::default(),
+        max_price: 20,
+        max_seconds: 60,
+        replicas,
+        deadline: u64::MAX,
+    });
+    let signed = format!(
+        r#"{{"order":{{"bundle":"{}","input":"{}","owner":"{OWNER}"}},"signature":{{}}}}"#,
+        B256::repeat_byte(0xb0),
+        B256::repeat_byte(0x10)
+    );
+    feed(&mut jobs, bid, Some(signed));
+    let deals = jobs
+        .job(&id(100))
+        .unwrap()
+        .deals
+        .iter()
+        .map(|d| (d.id, d.host))
+        .collect();
+    (jobs, deals)
+}
+
+fn receipt(deal: B256, host: Address, output: u8) -> Receipt {
+    Receipt {
+        host,
+        deal,
+        output: B256::repeat_byte(output),
+        status: "exited".into(),
+        exitCode: 0,
+        runtimeMs: 5,
+        fuel: 0,
+        gpuTimeMs: 0,
+        gpuDispatches: 0,
+        gpuHash: B256::ZERO,
+    }
+}
+
+#[test]
+fn a_job_goes_from_queued_to_done_and_keeps_its_bundle_and_input() {
+    let (mut jobs, deals) = market(1, 1);
+    let job = jobs.job(&id(100)).unwrap();
+    assert_eq!(job.state, JobState::Matched);
+    assert_eq!(
+        (job.bundle, job.input),
+        (B256::repeat_byte(0xb0), B256::repeat_byte(0x10))
+    );
+    let (deal, h) = deals[0];
+    let start = Start {
+        host: h,
+        deal,
+        at: 0,
+    };
+    assert_eq!(jobs.start(&start, 2_000).unwrap().state, JobState::Running);
+    let done = jobs.receipt(&receipt(deal, h, 7), 3_000).unwrap();
+    assert_eq!(done.state, JobState::Done);
+    assert_eq!(done.result.as_ref().unwrap().output, B256::repeat_byte(7));
+    assert_eq!(done.deals[0].state, DealState::Accepted);
+    // Nothing more is accepted for a decided deal.
+    assert!(matches!(
+        jobs.receipt(&receipt(deal, h, 7), 3_001),
+        Err(WorkError::Closed { .. })
+    ));
+}
+
+#[test]
+fn the_majority_of_three_replicas_wins_and_the_minority_is_rejected() {
+    let (mut jobs, deals) = market(3, 3);
+    assert_eq!(deals.len(), 3);
+    let hosts: std::collections::HashSet<_> = deals.iter().map(|d| d.1).collect();
+    assert_eq!(hosts.len(), 3, "replicas on distinct hosts");
+    let j = jobs
+        .receipt(&receipt(deals[0].0, deals[0].1, 1), 10)
+        .unwrap();
+    assert_eq!(j.state, JobState::Verifying);
+    let j = jobs
+        .receipt(&receipt(deals[1].0, deals[1].1, 2), 11)
+        .unwrap();
+    assert_eq!(
+        j.state,
+        JobState::Verifying,
+        "1 against 1 is no majority of 3"
+    );
+    let j = jobs
+        .receipt(&receipt(deals[2].0, deals[2].1, 2), 12)
+        .unwrap();
+    assert_eq!(j.state, JobState::Done);
+    let r = j.result.as_ref().unwrap();
+    assert_eq!(r.output, B256::repeat_byte(2));
+    assert_eq!(r.hosts, vec![deals[1].1, deals[2].1]);
+    assert_eq!(j.deals[0].state, DealState::Rejected);
+}
+
+#[test]
+fn two_replicas_that_disagree_fail_the_job() {
+    let (mut jobs, deals) = market(2, 2);
+    jobs.receipt(&receipt(deals[0].0, deals[0].1, 1), 10)
+        .unwrap();
+    let j = jobs
+        .receipt(&receipt(deals[1].0, deals[1].1, 2), 11)
+        .unwrap();
+    assert_eq!(j.state, JobState::Failed);
+    assert!(j.reason.as_ref().unwrap().contains("no majority"));
+    assert!(j.result.is_none(), "nothing is released without a majority");
+}
+
+#[test]
+fn a_host_cannot_report_for_a_deal_it_does_not_hold_or_one_that_does_not_exist() {
+    let (mut jobs, deals) = market(2, 1);
+    let (deal, holder) = deals[0];
+    let other = if holder == host(1) { host(2) } else { host(1) };
+    let e = jobs.receipt(&receipt(deal, other, 1), 10).unwrap_err();
+    assert_eq!(
+        e,
+        WorkError::NotYours {
+            deal,
+            holder,
+            host: other
+        }
+    );
+    assert!(e.to_string().contains("is held by host"));
+    let e = jobs
+        .check_start(&Start {
+            host: holder,
+            deal: id(9),
+            at: 0,
+        })
+        .unwrap_err();
+    assert_eq!(e, WorkError::UnknownDeal(id(9)));
+    // Refusals change nothing.
+    assert_eq!(jobs.job(&id(100)).unwrap().state, JobState::Matched);
+}
+
+#[test]
+fn hosts_show_their_offers_and_what_they_run() {
+    let (mut jobs, deals) = market(2, 1);
+    let hosts = jobs.hosts(5_000);
+    assert_eq!(hosts.len(), 2);
+    let busy = hosts.iter().find(|h| h.address == deals[0].1).unwrap();
+    assert_eq!((busy.status, busy.running, busy.slots_free), ("busy", 1, 0));
+    let idle = hosts.iter().find(|h| h.address != deals[0].1).unwrap();
+    assert_eq!(
+        (idle.status, idle.slots_free, idle.price.as_str()),
+        ("idle", 1, "10")
+    );
+    jobs.receipt(&receipt(deals[0].0, deals[0].1, 1), 6_000)
+        .unwrap();
+    let hosts = jobs.hosts(6_000);
+    let done = hosts.iter().find(|h| h.address == deals[0].1).unwrap();
+    assert_eq!((done.status, done.running), ("offline", 0));
+    assert_eq!(jobs.list(Some(OWNER), Some("done"), 10).len(), 1);
+    assert!(jobs.list(Some(host(1)), None, 10).is_empty());
+    assert_eq!(jobs.take_changed(), vec![id(100)]);
+}
+
+#[test]
+fn a_deal_not_started_in_time_lapses_and_its_replica_is_placed_again_elsewhere() {
+    let (mut jobs, deals) = market(3, 2);
+    let (dead, dead_host) = deals[0];
+    let assigned = jobs.job(&id(100)).unwrap().deals[0].assigned;
+    // The other host starts at once; the first never does.
+    jobs.start(
+        &Start {
+            host: deals[1].1,
+            deal: deals[1].0,
+            at: 0,
+        },
+        assigned + 1,
+    )
+    .unwrap();
+    assert!(
+        jobs.due_leases(assigned + 29_999, 30_000, 30_000)
+            .is_empty()
+    );
+    let due = jobs.due_leases(assigned + 30_000, 30_000, 30_000);
+    assert_eq!(due.len(), 1, "only the deal never started");
+    let lapse = &due[0];
+    assert_eq!(
+        (lapse.deal, lapse.host, lapse.retry.replicas),
+        (dead, dead_host, 1)
+    );
+    assert!(
+        lapse.retry.req.deny.contains(&dead_host) && lapse.retry.req.deny.contains(&deals[1].1)
+    );
+    jobs.lapse(lapse.job, dead, lapse.retry.id, assigned + 30_000)
+        .unwrap();
+    assert_eq!(
+        jobs.job(&id(100)).unwrap().deals[0].state,
+        DealState::Lapsed
+    );
+    // The lapsed host's late receipt is refused: it is not paid for work that was given away.
+    assert!(matches!(
+        jobs.receipt(&receipt(dead, dead_host, 1), assigned + 31_000),
+        Err(WorkError::Closed { .. })
+    ));
+    // The replica placed again matches the third host and joins the job.
+    let third = (1..=3)
+        .map(host)
+        .find(|h| *h != dead_host && *h != deals[1].1)
+        .unwrap();
+    let feed_deal = crate::engine::Deal {
+        id: B256::repeat_byte(0x77),
+        bid: lapse.retry.id,
+        offer: id(99),
+        owner: OWNER,
+        host: third,
+        class: "cpu".into(),
+        price: 10,
+        seconds: 60,
+        replica: 0,
+        time: assigned + 30_001,
+    };
+    jobs.apply_entry(&Entry {
+        command: Command::Bid(lapse.retry.clone()),
+        at: assigned + 30_001,
+        events: vec![Event::Deal(feed_deal.clone())],
+        signed: None,
+    });
+    assert!(
+        jobs.job(&lapse.retry.id).is_some_and(|j| j.id == id(100)),
+        "the retry resolves to its job"
+    );
+    jobs.receipt(&receipt(deals[1].0, deals[1].1, 5), assigned + 40_000)
+        .unwrap();
+    let j = jobs
+        .receipt(&receipt(feed_deal.id, third, 5), assigned + 41_000)
+        .unwrap();
+    assert_eq!(j.state, JobState::Done);
+    assert_eq!(j.result.as_ref().unwrap().hosts.len(), 2);
+}

@@ -1,0 +1,143 @@
+//! The work log: hosts' signed starts and receipts, stored before they are
+//! applied to [`Jobs`] and replayed after the journal at start.
+
+use alloy_primitives::{Address, B256};
+use netmind_protocol::orders::Signed;
+use netmind_protocol::work::{Receipt, Start};
+use sqlx::Row;
+
+use super::{Journal, Result};
+use crate::engine::Time;
+use crate::jobs::Jobs;
+
+/// A host's signed report about a deal.
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// It started the replica.
+    Start(Signed<Start>),
+    /// It finished it.
+    Receipt(Signed<Receipt>),
+    /// The market's own decision: the deal's lease ran out and its replica
+    /// was placed again as bid `retry`.
+    Lapse {
+        /// The job.
+        job: B256,
+        /// The deal.
+        deal: B256,
+        /// Its host.
+        host: Address,
+        /// The bid placing the replica again.
+        retry: B256,
+    },
+}
+
+impl Work {
+    fn parts(&self) -> (&'static str, String, Address, String) {
+        match self {
+            Self::Start(s) => (
+                "start",
+                s.order.deal.to_string(),
+                s.order.host,
+                serde_json::to_string(s).expect("a start serializes"),
+            ),
+            Self::Receipt(r) => (
+                "receipt",
+                r.order.deal.to_string(),
+                r.order.host,
+                serde_json::to_string(r).expect("a receipt serializes"),
+            ),
+            Self::Lapse {
+                job,
+                deal,
+                host,
+                retry,
+            } => (
+                "lapse",
+                deal.to_string(),
+                *host,
+                serde_json::json!({ "job": job, "deal": deal, "host": host, "retry": retry })
+                    .to_string(),
+            ),
+        }
+    }
+
+    /// Applies it to `jobs`; a refusal changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// The deal is unknown, another host's, or closed.
+    pub fn apply(&self, jobs: &mut Jobs, at: Time) -> Result<(), crate::jobs::WorkError> {
+        match self {
+            Self::Start(s) => jobs.start(&s.order, at).map(|_| ()),
+            Self::Receipt(r) => jobs.receipt(&r.order, at).map(|_| ()),
+            Self::Lapse {
+                job, deal, retry, ..
+            } => jobs.lapse(*job, *deal, *retry, at),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LapseRow {
+    job: B256,
+    deal: B256,
+    host: Address,
+    retry: B256,
+}
+
+impl Journal {
+    /// Stores a host's report (durably, before it is applied).
+    ///
+    /// # Errors
+    ///
+    /// The database failed; nothing was stored.
+    pub async fn append_work(&self, work: &Work, at: Time) -> Result<()> {
+        let (kind, deal, host, signed) = work.parts();
+        sqlx::query("INSERT INTO work (at, kind, deal, host, signed) VALUES ($1, $2, $3, $4, $5)")
+            .bind(at as i64)
+            .bind(kind)
+            .bind(deal)
+            .bind(host.to_string())
+            .bind(signed)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Applies every stored report to `jobs`, in order (after the journal).
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub async fn replay_work(&self, jobs: &mut Jobs) -> Result<u64> {
+        let rows = sqlx::query("SELECT at, kind, signed FROM work ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in &rows {
+            let at: i64 = row.get(0);
+            let kind: String = row.get(1);
+            let text: String = row.get(2);
+            let work = match kind.as_str() {
+                "start" => serde_json::from_str(&text).map(Work::Start),
+                "lapse" => serde_json::from_str::<LapseRow>(&text).map(|l| Work::Lapse {
+                    job: l.job,
+                    deal: l.deal,
+                    host: l.host,
+                    retry: l.retry,
+                }),
+                _ => serde_json::from_str(&text).map(Work::Receipt),
+            };
+            match work {
+                // Checked when it was stored; a report refused now (its job
+                // was decided by an earlier one) changes nothing, as then.
+                Ok(work) => {
+                    let _ = work.apply(jobs, at as Time);
+                }
+                Err(error) => {
+                    tracing::warn!(target: "market::journal", %error, "a stored host report does not parse; skipped");
+                }
+            }
+        }
+        Ok(rows.len() as u64)
+    }
+}

@@ -1,0 +1,319 @@
+//! `netmind host run`: the host daemon. It offers this machine's slots on a
+//! market, takes the deals it is assigned (followed live over the market's
+//! event stream, with a catch-up listing at every (re)connection), runs each
+//! job in the sandbox under the bid's limits, uploads the output and returns
+//! a signed receipt.
+//!
+//! Offers are short-lived (`--offer-ttl`) and renewed while the daemon runs,
+//! so a host that goes away stops being matched within one TTL. On SIGTERM or
+//! Ctrl-C it withdraws its offer, finishes the replicas it runs (up to
+//! `--grace`), and exits.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, U256};
+use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::Eip712Domain;
+use anyhow::{Context, Result};
+use clap::Args;
+use netmind_market::client::MarketClient;
+use netmind_protocol::orders::{Cancel, Offer, Signed};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use crate::market::{KeyArgs, MarketArgs, runtime};
+use crate::offer::{ms_from_now, nonce};
+
+mod work;
+
+#[derive(Debug, Args)]
+pub(crate) struct HostRunArgs {
+    #[command(flatten)]
+    market: MarketArgs,
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Price asked per second, in NMT base units.
+    #[arg(long, default_value = "100")]
+    price: U256,
+    /// Jobs run at once.
+    #[arg(long, default_value_t = 1)]
+    slots: u32,
+    /// The resource class offered in.
+    #[arg(long, default_value = "cpu")]
+    class: String,
+    /// Where bundles, inputs and outputs are kept (default: a new temporary directory).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// How long each offer stands; it is renewed at half this.
+    #[arg(long, default_value = "60s")]
+    offer_ttl: humantime::Duration,
+    /// On SIGTERM, how long running jobs may take to finish.
+    #[arg(long, default_value = "30s")]
+    grace: humantime::Duration,
+    #[command(flatten)]
+    nn: crate::nn::NnArgs,
+    #[command(flatten)]
+    gpu: crate::gpu::GpuArgs,
+}
+
+/// What the daemon shares between its tasks.
+pub(crate) struct Daemon {
+    pub(crate) client: MarketClient,
+    pub(crate) signer: PrivateKeySigner,
+    pub(crate) domain: Eip712Domain,
+    pub(crate) data: PathBuf,
+    pub(crate) nn: Arc<netmind_host::nn::NnHost>,
+    pub(crate) gpu: netmind_host::GpuConfig,
+    pub(crate) gpu_args: crate::gpu::GpuArgs,
+    /// Deals taken (running or done) by this process.
+    taken: Mutex<HashSet<B256>>,
+    slots: Arc<Semaphore>,
+    /// Wakes the offer task when a slot frees up.
+    freed: tokio::sync::Notify,
+}
+
+pub(crate) fn run(args: HostRunArgs) -> Result<ExitCode> {
+    let signer = args.key.signer()?;
+    runtime()?.block_on(serve(args, signer))
+}
+
+async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> {
+    let client = args.market.client()?;
+    let domain = retry("reach the market", || client.domain()).await?;
+    let data = match &args.data {
+        Some(d) => d.clone(),
+        None => tempfile::Builder::new()
+            .prefix("netmind-host-")
+            .tempdir()?
+            .keep(),
+    };
+    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    let nn = args.nn.build()?;
+    let daemon = Arc::new(Daemon {
+        client,
+        domain,
+        data,
+        gpu: args.gpu.config()?,
+        gpu_args: args.gpu.clone(),
+        nn,
+        taken: Mutex::default(),
+        slots: Arc::new(Semaphore::new(args.slots as usize)),
+        freed: tokio::sync::Notify::new(),
+        signer,
+    });
+    let me = daemon.signer.address();
+    eprintln!(
+        "host {me} serving the market at {} ({} slot(s) at {}/s in class {}); data in {}",
+        daemon.client.base(),
+        args.slots,
+        args.price,
+        args.class,
+        daemon.data.display()
+    );
+    let offers = tokio::spawn(keep_offering(
+        daemon.clone(),
+        args.price,
+        args.slots,
+        args.class.clone(),
+        *args.offer_ttl,
+    ));
+    let intake = tokio::spawn(take_deals(daemon.clone()));
+    shutdown_signal().await;
+    eprintln!("stopping: withdrawing the offer and finishing running jobs");
+    intake.abort();
+    offers.abort();
+    let _ = offers.await;
+    withdraw(&daemon).await;
+    let all = args.slots;
+    let _ = tokio::time::timeout(*args.grace, daemon.slots.acquire_many(all)).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Retries `f` with backoff (0.2 s doubling to 10 s) until it succeeds.
+pub(crate) async fn retry<
+    T,
+    E: std::fmt::Display,
+    F: std::future::Future<Output = Result<T, E>>,
+>(
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> Result<T> {
+    let mut wait = Duration::from_millis(200);
+    let mut tries = 0;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                tries += 1;
+                if tries >= 8 {
+                    anyhow::bail!("cannot {what}: {e}");
+                }
+                tracing::warn!(%e, retry_in = ?wait, "cannot {what}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+fn total_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            let line = t.lines().find(|l| l.starts_with("MemTotal:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(4 << 30, |kib| kib * 1024)
+}
+
+/// The offer currently standing, to withdraw on exit.
+static STANDING: Mutex<Option<B256>> = Mutex::new(None);
+
+/// Posts an offer for the free slots, renewing it at half its TTL.
+async fn keep_offering(d: Arc<Daemon>, price: U256, slots: u32, class: String, ttl: Duration) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let memory = total_memory();
+    let encodings: Vec<String> =
+        d.nn.encodings()
+            .iter()
+            .map(|e| e.as_str().to_owned())
+            .collect();
+    loop {
+        withdraw(&d).await;
+        let free = d.slots.available_permits() as u32;
+        if free > 0 {
+            let offer = Offer {
+                host: d.signer.address(),
+                class: class.clone(),
+                gpuModel: String::new(),
+                vram: 0,
+                wgpuFeatures: vec![],
+                encodings: encodings.clone(),
+                cores: (cores / slots).max(1),
+                memoryBytes: memory / u64::from(slots.max(1)),
+                score: 0,
+                price,
+                slots: free,
+                expiry: ms_from_now(ttl),
+                nonce: nonce(),
+            };
+            match Signed::sign(offer, &d.signer, &d.domain) {
+                Ok(signed) => match d.client.post_offer(&signed).await {
+                    Ok(placed) => {
+                        let id = placed["id"].as_str().and_then(|s| s.parse().ok());
+                        *STANDING.lock().unwrap_or_else(|e| e.into_inner()) = id;
+                    }
+                    Err(e) => tracing::warn!(%e, "cannot post the offer; retrying"),
+                },
+                Err(e) => tracing::error!(%e, "cannot sign the offer"),
+            }
+        }
+        // Renew at half the TTL, or at once when a slot frees up.
+        tokio::select! {
+            () = tokio::time::sleep(ttl / 2) => {}
+            () = d.freed.notified() => {}
+        }
+    }
+}
+
+/// Cancels the standing offer, if any (a filled or lapsed one is fine).
+async fn withdraw(d: &Daemon) {
+    let Some(order) = STANDING.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return;
+    };
+    let cancel = Cancel {
+        maker: d.signer.address(),
+        order,
+        expiry: ms_from_now(Duration::from_secs(60)),
+    };
+    if let Ok(signed) = Signed::sign(cancel, &d.signer, &d.domain) {
+        let _ = d.client.cancel(&signed).await;
+    }
+}
+
+/// Follows the market's trades for deals made with this host; lists its
+/// deals at every (re)connection so none made while away is missed.
+async fn take_deals(d: Arc<Daemon>) {
+    let me = d.signer.address();
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match d.client.events("").await {
+            Ok(mut stream) => {
+                wait = Duration::from_millis(200);
+                catch_up(&d, me).await;
+                loop {
+                    match stream.next().await {
+                        Ok(Some((name, data))) if name == "trade" => {
+                            if let Ok(deal) = serde_json::from_str::<Value>(&data) {
+                                consider(&d, me, &deal);
+                            }
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(%e, retry_in = ?wait, "cannot follow the market's events"),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn catch_up(d: &Arc<Daemon>, me: Address) {
+    match d
+        .client
+        .get(&format!("/v1/deals?host={me}&limit=1000"))
+        .await
+    {
+        Ok(v) => {
+            for deal in v.as_array().into_iter().flatten() {
+                consider(d, me, deal);
+            }
+        }
+        Err(e) => tracing::warn!(%e, "cannot list this host's deals"),
+    }
+}
+
+/// Takes a deal made with this host, once.
+fn consider(d: &Arc<Daemon>, me: Address, deal: &Value) {
+    let host: Option<Address> = deal["host"].as_str().and_then(|s| s.parse().ok());
+    let id: Option<B256> = deal["id"].as_str().and_then(|s| s.parse().ok());
+    let bid: Option<B256> = deal["bid"].as_str().and_then(|s| s.parse().ok());
+    let (Some(host), Some(id), Some(bid)) = (host, id, bid) else {
+        return;
+    };
+    if host != me || !d.taken.lock().unwrap_or_else(|e| e.into_inner()).insert(id) {
+        return;
+    }
+    let d = d.clone();
+    tokio::spawn(async move {
+        let Ok(permit) = d.slots.clone().acquire_owned().await else {
+            return;
+        };
+        if let Err(e) = work::serve_deal(&d, id, bid).await {
+            eprintln!("deal {id}: {e:#}");
+        }
+        drop(permit);
+        d.freed.notify_one();
+    });
+}

@@ -1,0 +1,245 @@
+//! One deal: start, fetch and verify, run in the sandbox, upload, receipt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::B256;
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use netmind_host::{JobLimits, LimitKind, RunOptions, Runtime, SandboxConfig, Termination};
+use netmind_market::blob::BlobId;
+use netmind_protocol::orders::Signed;
+use netmind_protocol::work::{Receipt, Start};
+use netmind_protocol::{Bundle, BundleLimits};
+
+use super::{Daemon, retry};
+use crate::offer::ms_from_now;
+
+/// Most bytes an input archive may unpack to.
+const MAX_INPUT: u64 = 4 << 30;
+
+/// Serves one deal made with this host.
+pub(super) async fn serve_deal(d: &Arc<Daemon>, deal: B256, bid: B256) -> Result<()> {
+    let path = format!("/v1/jobs/{bid}");
+    let job = retry("read the job", || d.client.get(&path)).await?;
+    let state = job["state"].as_str().unwrap_or_default();
+    let mine = job["deals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|x| x["id"].as_str() == Some(&deal.to_string()));
+    let deal_state = mine.and_then(|x| x["state"].as_str()).unwrap_or_default();
+    if !matches!(state, "matched" | "running" | "verifying")
+        || !matches!(deal_state, "assigned" | "running")
+    {
+        // Decided, cancelled, or already reported (a restart): nothing to do.
+        return Ok(());
+    }
+    let start = Start {
+        host: d.signer.address(),
+        deal,
+        at: ms_from_now(Duration::ZERO),
+    };
+    let signed = Signed::sign(start, &d.signer, &d.domain)?;
+    d.client
+        .post(&format!("/v1/deals/{deal}/start"), &signed)
+        .await
+        .context("the market refused the start")?;
+
+    let bundle_id = parse_id(&job["bundle"], "bundle")?;
+    let input_id = parse_id(&job["input"], "input")?;
+    let bundle_bytes = fetch(d, "bundles", bundle_id).await?;
+    let input = if input_id == B256::ZERO {
+        None
+    } else {
+        Some(fetch(d, "inputs", input_id).await?)
+    };
+    let replicas = job["replicas"].as_u64().unwrap_or(1);
+    let max_seconds = job["max_seconds"].as_u64().unwrap_or(60);
+    let work_dir = tempfile::Builder::new()
+        .prefix("deal-")
+        .tempdir_in(&d.data)?;
+    let d2 = d.clone();
+    let dir = work_dir.path().to_path_buf();
+    let outcome = tokio::task::spawn_blocking(move || {
+        execute(
+            &d2,
+            &bundle_bytes,
+            input.as_deref(),
+            &dir,
+            replicas > 1,
+            max_seconds,
+        )
+    })
+    .await
+    .context("the run panicked")?;
+    let receipt = match outcome {
+        Ok((report, archive)) => {
+            let (output, _) =
+                retry("upload the output", || d.client.put_blob(archive.clone())).await?;
+            let (status, exit) = status(&report.termination);
+            Receipt {
+                host: d.signer.address(),
+                deal,
+                output: B256::from(output.0),
+                status: status.into(),
+                exitCode: exit,
+                runtimeMs: report.wall_time.as_millis() as u64,
+                fuel: report.fuel_consumed.unwrap_or(0),
+                gpuTimeMs: report.gpu.time.as_millis() as u64,
+                gpuDispatches: report.gpu.dispatches,
+                gpuHash: report
+                    .gpu
+                    .hash_chain
+                    .as_deref()
+                    .and_then(|h| h.parse().ok())
+                    .unwrap_or_default(),
+            }
+        }
+        Err(e) => {
+            eprintln!("deal {deal}: cannot run the job: {e:#}");
+            Receipt {
+                host: d.signer.address(),
+                deal,
+                output: B256::ZERO,
+                status: "host-error".into(),
+                exitCode: 0,
+                runtimeMs: 0,
+                fuel: 0,
+                gpuTimeMs: 0,
+                gpuDispatches: 0,
+                gpuHash: B256::ZERO,
+            }
+        }
+    };
+    let signed = Signed::sign(receipt, &d.signer, &d.domain)?;
+    let answer = retry("send the receipt", || {
+        d.client.post("/v1/receipts", &signed)
+    })
+    .await?;
+    eprintln!(
+        "deal {deal}: {} (job {})",
+        signed.order.status,
+        answer["state"].as_str().unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn parse_id(v: &serde_json::Value, what: &str) -> Result<B256> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("the job has no {what} id"))
+}
+
+/// A blob from the cache under `data/kind`, else from the market; checked
+/// against its name either way.
+async fn fetch(d: &Daemon, kind: &str, id: B256) -> Result<Bytes> {
+    let path = d.data.join(kind).join(id.to_string());
+    if let Ok(bytes) = std::fs::read(&path)
+        && BlobId::of(&bytes).0 == id.0
+    {
+        return Ok(Bytes::from(bytes));
+    }
+    let name = BlobId(id.0);
+    let blob = retry("download a blob", || d.client.get_blob(&name)).await?;
+    let Some(bytes) = blob else {
+        bail!("the market has no {kind} blob {id}");
+    };
+    std::fs::create_dir_all(path.parent().expect("under data"))?;
+    std::fs::write(&path, &bytes).with_context(|| format!("cannot cache {}", path.display()))?;
+    Ok(bytes)
+}
+
+/// Runs the bundle in the sandbox; returns the report and the output archive.
+fn execute(
+    d: &Daemon,
+    bundle_bytes: &[u8],
+    input: Option<&[u8]>,
+    dir: &std::path::Path,
+    deterministic: bool,
+    max_seconds: u64,
+) -> Result<(netmind_host::RunReport, Bytes)> {
+    let bundle = Bundle::unpack(bundle_bytes, &BundleLimits::default())
+        .context("the bundle is not valid")?;
+    let mut limits = JobLimits::from_resources(&bundle.manifest.resources);
+    limits.wall_time = limits
+        .wall_time
+        .min(Duration::from_secs(max_seconds.max(1)));
+    d.gpu_args.apply(&mut limits.gpu);
+    let input_dir = match input {
+        Some(bytes) => {
+            let dir = dir.join("input");
+            crate::tarball::unpack(bytes, &dir, MAX_INPUT).context("the input archive")?;
+            Some(dir)
+        }
+        None => None,
+    };
+    let assets_dir = if bundle.assets.is_empty() {
+        None
+    } else {
+        let assets = dir.join("assets");
+        for (rel, data) in &bundle.assets {
+            let dest = assets.join(rel);
+            std::fs::create_dir_all(dest.parent().expect("under assets"))?;
+            std::fs::write(&dest, data)?;
+        }
+        Some(assets)
+    };
+    let output_dir = dir.join("output");
+    std::fs::create_dir_all(&output_dir)?;
+    let runtime = Runtime::with_nn(
+        SandboxConfig {
+            deterministic,
+            fuel: limits.fuel.is_some(),
+            cache_dir: Some(d.data.join("components")),
+            pooled_jobs: 1,
+            gpu: d.gpu.clone(),
+            ..SandboxConfig::default()
+        },
+        d.nn.clone(),
+    )?;
+    let loaded = runtime.load(&bundle.component)?;
+    let mut args = vec![bundle.manifest.job.name.clone()];
+    args.extend(bundle.manifest.job.args.iter().cloned());
+    let env = bundle
+        .manifest
+        .job
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let report = loaded.run(&RunOptions {
+        args,
+        env,
+        stdin: None,
+        input_dir,
+        assets_dir,
+        output_dir: output_dir.clone(),
+        limits,
+        seed: 0,
+        observer: None,
+    })?;
+    let archive = crate::tarball::pack(&output_dir)?;
+    Ok((report, Bytes::from(archive)))
+}
+
+/// The receipt's status and exit code for how a run ended.
+fn status(t: &Termination) -> (&'static str, i32) {
+    match t {
+        Termination::Exited(c) => ("exited", *c),
+        Termination::Trapped { .. } => ("trapped", 0),
+        Termination::LimitExceeded(l) => (
+            match l {
+                LimitKind::WallTime(_) => "timeout",
+                LimitKind::CpuTime(_) => "cpu-time",
+                LimitKind::Memory(_) | LimitKind::Tables(_) | LimitKind::Stack(_) => "memory",
+                LimitKind::Fuel(_) => "fuel",
+                LimitKind::OutputBytes(_) | LimitKind::OutputFiles(_) => "output-limit",
+                _ => "limit",
+            },
+            0,
+        ),
+        Termination::InvalidOutput(_) => ("invalid-output", 0),
+        _ => ("host-error", 0),
+    }
+}
