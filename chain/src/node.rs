@@ -239,6 +239,13 @@ impl Running {
         let _ = self.sealer.await;
         let _ = self.rpc.stop();
         self.rpc.stopped().await;
+        // Connection tasks of the server may still hold the node (and so the
+        // database file) for a moment after it stopped: wait for them, so a
+        // restart on the same datadir never finds the database still open.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&self.node) > 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }
 
