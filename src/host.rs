@@ -41,7 +41,7 @@ pub(crate) fn host(cmd: HostCommand) -> Result<ExitCode> {
 }
 
 /// Total memory from `/proc/meminfo`, when there is one.
-fn total_memory() -> Option<u64> {
+pub(crate) fn total_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -122,7 +122,7 @@ async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> 
         *args.offer_ttl,
     ));
     let intake = tokio::spawn(take_deals(daemon.clone()));
-    shutdown_signal().await;
+    crate::market::shutdown_signal().await;
     eprintln!("stopping: withdrawing the offer and finishing running jobs");
     intake.abort();
     offers.abort();
@@ -131,21 +131,6 @@ async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> 
     let all = args.slots;
     let _ = tokio::time::timeout(*args.grace, daemon.slots.acquire_many(all)).await;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 /// Retries `f` with backoff (0.2 s doubling to 10 s) until it succeeds.
@@ -175,23 +160,13 @@ pub(crate) async fn retry<
     }
 }
 
-fn total_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            let line = t.lines().find(|l| l.starts_with("MemTotal:"))?.to_owned();
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(4 << 30, |kib| kib * 1024)
-}
-
 /// The offer currently standing, to withdraw on exit.
 static STANDING: Mutex<Option<B256>> = Mutex::new(None);
 
 /// Posts an offer for the free slots, renewing it at half its TTL.
 async fn keep_offering(d: Arc<Daemon>, price: U256, slots: u32, class: String, ttl: Duration) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    let memory = total_memory();
+    let memory = crate::host::total_memory().unwrap_or(4 << 30);
     let encodings: Vec<String> =
         d.nn.encodings()
             .iter()
