@@ -34,9 +34,15 @@ pub enum Error {
     /// A Clique rule was broken (see [`crate::clique::CliqueError`]).
     #[error(transparent)]
     Clique(#[from] crate::clique::CliqueError),
+    /// A finality vote (or a seal counted as one) was refused.
+    #[error(transparent)]
+    Finality(#[from] crate::finality::FinalityError),
     /// The key given to seal blocks is not an authority of this chain.
     #[error("{0} is not an authority of this chain")]
     NotAuthority(Address),
+    /// A block was refused by import (see [`crate::import::ImportError`]).
+    #[error("block import: {0}")]
+    Import(#[from] crate::import::ImportError),
     /// I/O (datadir, sockets).
     #[error("{0}")]
     Io(#[from] std::io::Error),

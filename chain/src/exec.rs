@@ -20,6 +20,7 @@ use alloy_evm::{
     eth::{EthBlockExecutionCtx, EthBlockExecutor, receipt_builder::AlloyReceiptBuilder},
     rpc::TryIntoTxEnv,
 };
+use alloy_hardforks::EthereumHardforks;
 use alloy_primitives::{Address, B256, Bloom, Bytes, U256};
 use alloy_rpc_types_eth::TransactionRequest;
 use revm::{
@@ -174,6 +175,92 @@ pub fn build_block(
     })
 }
 
+/// The outcome of re-executing a given block (see [`execute_block`]).
+#[derive(Debug)]
+pub struct ExecutedBlock {
+    /// The receipts (pre-Byzantium ones carry the state root after each transaction).
+    pub receipts: Vec<ReceiptEnvelope>,
+    /// The state changes to apply.
+    pub changes: StateChangeset,
+    /// Gas used by the block.
+    pub gas_used: u64,
+    /// Blob gas used (Cancun).
+    pub blob_gas_used: u64,
+    /// The EIP-7685 requests hash (Prague), `None` before.
+    pub requests_hash: Option<B256>,
+}
+
+/// Re-executes a given block: `transactions` in order on top of the state in
+/// `reader` (the parent's), with `ommers` and `withdrawals`, paying fees and
+/// rewards to `beneficiary` (the header's coinbase, or the sealer on a Clique
+/// chain). Every transaction must be valid: a block is all or nothing.
+pub fn execute_block(
+    spec: &Arc<ChainSpec>,
+    reader: &StoreReader,
+    header: &Header,
+    beneficiary: Address,
+    transactions: &[Recovered<TxEnvelope>],
+    ommers: &[Header],
+    withdrawals: Option<&[alloy_eips::eip4895::Withdrawal]>,
+) -> Result<ExecutedBlock> {
+    let mut env = EvmEnv::for_eth_block(
+        header,
+        spec.as_ref(),
+        spec.chain_id,
+        spec.blob_params_at(header.timestamp),
+    );
+    env.block_env.beneficiary = beneficiary;
+    let byzantium = spec.is_byzantium_active_at_block(header.number);
+    let mut state = State::builder()
+        .with_database(WrapDatabaseRef(reader))
+        .with_bundle_update()
+        .build();
+    let evm = EthEvmFactory::default().create_evm(&mut state, env);
+    let ctx = EthBlockExecutionCtx {
+        parent_hash: header.parent_hash,
+        parent_beacon_block_root: header.parent_beacon_block_root,
+        ommers,
+        withdrawals: withdrawals.map(std::borrow::Cow::Borrowed),
+        extra_data: header.extra_data.clone(),
+        tx_count_hint: Some(transactions.len()),
+        slot_number: None,
+    };
+    let mut executor =
+        EthBlockExecutor::new(evm, ctx, spec.clone(), AlloyReceiptBuilder::default());
+    executor.apply_pre_execution_changes().map_err(exec_err)?;
+    // Before Byzantium (EIP-658) a receipt holds the state root after its transaction.
+    let mut post_states = Vec::new();
+    for tx in transactions {
+        let out = executor
+            .execute_transaction_without_commit(tx)
+            .map_err(exec_err)?;
+        executor.commit_transaction(out);
+        if !byzantium {
+            let db = executor.evm_mut().db_mut();
+            db.merge_transitions(BundleRetention::PlainState);
+            let changes = db.bundle_state.to_plain_state(OriginalValuesKnown::Yes);
+            post_states.push(reader.state_root_after(&changes)?);
+        }
+    }
+    let (_evm, mut result) = executor.finish().map_err(exec_err)?;
+    for (receipt, root) in result.receipts.iter_mut().zip(post_states) {
+        if let Some(r) = receipt.as_receipt_with_bloom_mut() {
+            r.receipt.status = alloy_consensus::Eip658Value::PostState(root);
+        }
+    }
+    state.merge_transitions(BundleRetention::PlainState);
+    let changes = state.take_bundle().to_plain_state(OriginalValuesKnown::Yes);
+    Ok(ExecutedBlock {
+        receipts: result.receipts,
+        changes,
+        gas_used: result.gas_used,
+        blob_gas_used: result.blob_gas_used,
+        requests_hash: spec
+            .is_prague_active_at_timestamp(header.timestamp)
+            .then(|| result.requests.requests_hash()),
+    })
+}
+
 fn exec_err(e: BlockExecutionError) -> Error {
     Error::Execution(e.to_string())
 }
@@ -219,17 +306,41 @@ pub struct CallOutcome {
     pub output: Bytes,
     /// Gas used.
     pub gas_used: u64,
+    /// Gas refunded (included in `gas_used` already).
+    pub refunded: u64,
+}
+
+/// The most gas a call may use on top of `head`: the block gas limit, and from
+/// Osaka the EIP-7825 transaction gas cap.
+pub fn call_gas_cap(spec: &ChainSpec, head: &Header) -> u64 {
+    if spec.is_osaka_active_at_timestamp(head.timestamp) {
+        head.gas_limit
+            .min(alloy_eips::eip7825::MAX_TX_GAS_LIMIT_OSAKA)
+    } else {
+        head.gas_limit
+    }
 }
 
 /// Runs `req` against the state in `reader` in the context of the block after
-/// `head`, without committing anything.
+/// `head`, without committing anything. Without a gas limit the call gets
+/// [`call_gas_cap`].
 pub fn call(
     spec: &ChainSpec,
     reader: &StoreReader,
     head: &Header,
-    req: TransactionRequest,
+    mut req: TransactionRequest,
 ) -> Result<CallOutcome, CallError> {
-    let env = call_env(spec, head);
+    let mut env = call_env(spec, head);
+    if req.gas_price.is_none()
+        && req.max_fee_per_gas.is_none()
+        && req.max_priority_fee_per_gas.is_none()
+    {
+        // As geth: a call that names no fee sees BASEFEE 0.
+        env.block_env.basefee = 0;
+    }
+    if req.gas.is_none() {
+        req.gas = Some(call_gas_cap(spec, head));
+    }
     let tx_env = req
         .try_into_tx_env(&env)
         .map_err(|e| CallError::Invalid(e.to_string()))?;
@@ -242,42 +353,63 @@ pub fn call(
         .map_err(|e| CallError::Invalid(e.to_string()))?;
     let gas_used = out.result.tx_gas_used();
     match out.result {
-        ExecutionResult::Success { output, .. } => Ok(CallOutcome {
+        ExecutionResult::Success { output, gas, .. } => Ok(CallOutcome {
             output: output.into_data(),
             gas_used,
+            refunded: gas.final_refunded(),
         }),
         ExecutionResult::Revert { output, .. } => Err(CallError::Revert(output)),
         ExecutionResult::Halt { reason, .. } => Err(CallError::Halt(format!("{reason:?}"))),
     }
 }
 
-/// Estimates the gas `req` needs: the smallest gas limit at which it succeeds
-/// (binary search between the gas it used and the block gas limit).
+/// Estimates the gas `req` needs the way geth does (so answers match its): a
+/// plain transfer to a codeless account is 21000 if that works; otherwise run
+/// at the cap, try `(used + refund + 2300) * 64/63`, then bisect (the midpoint
+/// at most twice the lower bound) until the bounds are within 1.5 %.
 pub fn estimate_gas(
     spec: &ChainSpec,
     reader: &StoreReader,
     head: &Header,
-    mut req: TransactionRequest,
+    req: TransactionRequest,
 ) -> Result<u64, CallError> {
-    let cap = req.gas.unwrap_or(head.gas_limit).min(head.gas_limit);
-    req.gas = Some(cap);
-    let first = call(spec, reader, head, req.clone())?;
-    let mut lo = first.gas_used.saturating_sub(1).max(20_999);
-    let mut hi = cap;
-    // Most calls succeed with a little more than they used (refunds, the 63/64 rule).
-    let optimistic = (first.gas_used + 2_300) * 64 / 63;
+    const TX_GAS: u64 = 21_000;
+    let cap = call_gas_cap(spec, head);
+    let mut hi = match req.gas {
+        Some(g) if g >= TX_GAS => g.min(cap),
+        _ => cap,
+    };
+    let plain_transfer = req.input.input().is_none_or(|d| d.is_empty())
+        && match req.to {
+            Some(alloy_primitives::TxKind::Call(to)) => reader
+                .account(to)?
+                .is_none_or(|a| a.code_hash == alloy_trie::KECCAK_EMPTY),
+            _ => false,
+        };
+    let run = |gas: u64| {
+        let mut r = req.clone();
+        r.gas = Some(gas);
+        call(spec, reader, head, r)
+    };
+    if plain_transfer && run(TX_GAS).is_ok() {
+        return Ok(TX_GAS);
+    }
+    let first = run(hi)?;
+    let mut lo = first.gas_used.saturating_sub(1);
+    let optimistic = (first.gas_used + first.refunded + 2_300) * 64 / 63;
     if optimistic < hi {
-        req.gas = Some(optimistic);
-        if call(spec, reader, head, req.clone()).is_ok() {
-            hi = optimistic;
-        } else {
-            lo = optimistic;
+        match run(optimistic) {
+            Ok(_) => hi = optimistic,
+            Err(CallError::Node(e)) => return Err(CallError::Node(e)),
+            Err(_) => lo = optimistic,
         }
     }
-    while hi - lo > 1 && (hi - lo) * 1000 / hi > 15 {
-        let mid = lo + (hi - lo) / 2;
-        req.gas = Some(mid);
-        match call(spec, reader, head, req.clone()) {
+    while lo + 1 < hi {
+        if ((hi - lo) as f64) / (hi as f64) < 0.015 {
+            break;
+        }
+        let mid = ((hi + lo) / 2).min(lo.saturating_mul(2));
+        match run(mid) {
             Ok(_) => hi = mid,
             Err(CallError::Node(e)) => return Err(CallError::Node(e)),
             Err(_) => lo = mid,
@@ -287,7 +419,12 @@ pub fn estimate_gas(
 }
 
 fn call_env(spec: &ChainSpec, head: &Header) -> EvmEnv {
-    let mut env = EvmEnv::for_eth_block(head, spec, spec.chain_id, Some(spec.blob_params()));
+    let mut env = EvmEnv::for_eth_block(
+        head,
+        spec,
+        spec.chain_id,
+        spec.blob_params_at(head.timestamp),
+    );
     env.cfg_env.disable_nonce_check = true;
     env.cfg_env.disable_base_fee = true;
     env.cfg_env.disable_eip3607 = true;

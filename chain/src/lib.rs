@@ -7,15 +7,19 @@
 //!   one write transaction per block, state served to revm through `DatabaseRef`;
 //! - [`exec`]: block building with `alloy-evm`'s Ethereum block executor over revm,
 //!   receipts, blooms and roots, `eth_call`;
+//! - [`import`]: validating, executing and storing blocks built elsewhere;
 //! - [`pool`]: the transaction pool;
 //! - [`clique`]: EIP-225 header sealing and the signer-set vote tally;
+//! - [`finality`]: the finalized head (more than 2/3 of the authorities signed);
 //! - [`node`]: the sealer loop tying them together;
-//! - [`rpc`]: Ethereum JSON-RPC over HTTP (jsonrpsee).
+//! - [`rpc`]: Ethereum JSON-RPC over HTTP and WebSocket, `eth_subscribe` (jsonrpsee).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod clique;
 mod error;
 pub mod exec;
+pub mod finality;
+pub mod import;
 pub mod node;
 pub mod pool;
 pub mod rpc;

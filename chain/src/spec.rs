@@ -60,6 +60,9 @@ pub struct ChainSpec {
     pub period: u64,
     /// Clique epoch: votes are reset and the signer list is written every `epoch` blocks.
     pub epoch: u64,
+    /// Whether this is a Clique chain (one this node can seal and verify seals of);
+    /// `false` for chains that can only be imported with trusted seals.
+    pub clique: bool,
     /// The parsed genesis file.
     pub genesis: Genesis,
 }
@@ -79,8 +82,13 @@ impl ChainSpec {
         Self::from_genesis(genesis)
     }
 
-    /// Checks a parsed genesis: chain id set, Cancun or Prague at time 0, a Clique
-    /// section and at least one authority in `extraData`.
+    /// Checks a parsed genesis. A genesis with a `config.clique` section is a chain
+    /// this node can seal: chain id set, Cancun or Prague at time 0, at least one
+    /// authority in `extraData`. A genesis without one (an ethash / proof-of-stake
+    /// chain such as the execution-apis test chain) can only be imported with
+    /// trusted seals ([`crate::import`]): its hardforks are read from the config
+    /// block by block, Paris at `mergeNetsplitBlock` (or block 0 when the terminal
+    /// total difficulty is 0).
     pub fn from_genesis(genesis: Genesis) -> Result<Self> {
         let cfg = &genesis.config;
         if cfg.chain_id == 0 {
@@ -88,6 +96,18 @@ impl ChainSpec {
                 "config.chainId must be set (non-zero)".into(),
             ));
         }
+        let Some(clique) = cfg.clique.as_ref() else {
+            return Ok(Self {
+                forks: forks_from_config(cfg)?,
+                chain_id: cfg.chain_id,
+                // Only used by the pool's admission rules (no sealing on such chains).
+                fork: Fork::Prague,
+                period: 0,
+                epoch: DEFAULT_EPOCH,
+                clique: false,
+                genesis,
+            });
+        };
         let fork = match (cfg.cancun_time, cfg.prague_time) {
             (_, Some(0)) => Fork::Prague,
             (Some(0), None) => Fork::Cancun,
@@ -103,9 +123,6 @@ impl ChainSpec {
                 "osakaTime is not supported; remove it".into(),
             ));
         }
-        let clique = cfg.clique.as_ref().ok_or_else(|| {
-            Error::Genesis("config.clique {\"period\", \"epoch\"} is required".into())
-        })?;
         let epoch = clique.epoch.unwrap_or(DEFAULT_EPOCH);
         if epoch == 0 {
             return Err(Error::Genesis("config.clique.epoch must be > 0".into()));
@@ -116,6 +133,7 @@ impl ChainSpec {
             fork,
             period: clique.period.unwrap_or(1),
             epoch,
+            clique: true,
             genesis,
         };
         if spec.genesis_signers()?.is_empty() {
@@ -190,6 +208,29 @@ impl ChainSpec {
         }
     }
 
+    /// The EIP-4844 blob parameters in force at `timestamp` (`None` before Cancun),
+    /// following the genesis `blobSchedule` (Osaka and the BPO forks included).
+    pub fn blob_params_at(&self, timestamp: u64) -> Option<BlobParams> {
+        if self.clique {
+            return Some(self.blob_params());
+        }
+        let schedule = self.genesis.config.blob_schedule_blob_params();
+        if self.is_osaka_active_at_timestamp(timestamp) {
+            Some(
+                schedule
+                    .active_scheduled_params_at_timestamp(timestamp)
+                    .copied()
+                    .unwrap_or(schedule.osaka),
+            )
+        } else if self.is_prague_active_at_timestamp(timestamp) {
+            Some(schedule.prague)
+        } else if self.is_cancun_active_at_timestamp(timestamp) {
+            Some(schedule.cancun)
+        } else {
+            None
+        }
+    }
+
     /// The authorities listed in the genesis `extraData`.
     pub fn genesis_signers(&self) -> Result<Vec<Address>> {
         let extra = &self.genesis.extra_data;
@@ -211,6 +252,8 @@ impl ChainSpec {
     pub fn genesis_header(&self) -> Header {
         let g = &self.genesis;
         let state_root = alloy_trie::root::state_root_ref_unhashed(&g.alloc);
+        let (n, t) = (g.number.unwrap_or(0), g.timestamp);
+        let cancun = self.is_cancun_active_at_timestamp(t);
         Header {
             parent_hash: g.parent_hash.unwrap_or_default(),
             ommers_hash: EMPTY_OMMER_ROOT_HASH,
@@ -225,15 +268,19 @@ impl ChainSpec {
             extra_data: g.extra_data.clone(),
             mix_hash: g.mix_hash,
             nonce: g.nonce.into(),
-            base_fee_per_gas: Some(
+            base_fee_per_gas: self.is_london_active_at_block(n).then(|| {
                 g.base_fee_per_gas
-                    .map_or(INITIAL_BASE_FEE, |f| f.try_into().unwrap_or(u64::MAX)),
-            ),
-            withdrawals_root: Some(EMPTY_ROOT_HASH),
-            blob_gas_used: Some(g.blob_gas_used.unwrap_or(0)),
-            excess_blob_gas: Some(g.excess_blob_gas.unwrap_or(0)),
-            parent_beacon_block_root: Some(B256::ZERO),
-            requests_hash: (self.fork == Fork::Prague).then_some(EMPTY_REQUESTS_HASH),
+                    .map_or(INITIAL_BASE_FEE, |f| f.try_into().unwrap_or(u64::MAX))
+            }),
+            withdrawals_root: self
+                .is_shanghai_active_at_timestamp(t)
+                .then_some(EMPTY_ROOT_HASH),
+            blob_gas_used: cancun.then(|| g.blob_gas_used.unwrap_or(0)),
+            excess_blob_gas: cancun.then(|| g.excess_blob_gas.unwrap_or(0)),
+            parent_beacon_block_root: cancun.then_some(B256::ZERO),
+            requests_hash: self
+                .is_prague_active_at_timestamp(t)
+                .then_some(EMPTY_REQUESTS_HASH),
             ..Default::default()
         }
     }
@@ -296,6 +343,72 @@ fn forks(fork: Fork) -> EthereumChainHardforks {
     EthereumChainHardforks::new(v)
 }
 
+/// The hardfork schedule written in a genesis `config` (geth's field names).
+fn forks_from_config(cfg: &ChainConfig) -> Result<EthereumChainHardforks> {
+    use EthereumHardfork as F;
+    let mut v = vec![(F::Frontier, ForkCondition::Block(0))];
+    let blocks = [
+        (F::Homestead, cfg.homestead_block),
+        (F::Dao, cfg.dao_fork_block),
+        (F::Tangerine, cfg.eip150_block),
+        (F::SpuriousDragon, cfg.eip158_block),
+        (F::Byzantium, cfg.byzantium_block),
+        (F::Constantinople, cfg.constantinople_block),
+        (F::Petersburg, cfg.petersburg_block),
+        (F::Istanbul, cfg.istanbul_block),
+        (F::MuirGlacier, cfg.muir_glacier_block),
+        (F::Berlin, cfg.berlin_block),
+        (F::London, cfg.london_block),
+        (F::ArrowGlacier, cfg.arrow_glacier_block),
+        (F::GrayGlacier, cfg.gray_glacier_block),
+    ];
+    v.extend(
+        blocks
+            .into_iter()
+            .filter_map(|(f, b)| b.map(|b| (f, ForkCondition::Block(b)))),
+    );
+    if let Some(ttd) = cfg.terminal_total_difficulty {
+        let block = match cfg.merge_netsplit_block {
+            Some(b) => b,
+            None if ttd.is_zero() => 0,
+            None => {
+                return Err(Error::Genesis(
+                    "terminalTotalDifficulty > 0 needs mergeNetsplitBlock (the first proof-of-stake block)"
+                        .into(),
+                ));
+            }
+        };
+        v.push((
+            F::Paris,
+            ForkCondition::TTD {
+                activation_block_number: block,
+                fork_block: Some(block),
+                total_difficulty: ttd,
+            },
+        ));
+    }
+    let times = [
+        (F::Shanghai, cfg.shanghai_time),
+        (F::Cancun, cfg.cancun_time),
+        (F::Prague, cfg.prague_time),
+        (F::Osaka, cfg.osaka_time),
+        (F::Bpo1, cfg.bpo1_time),
+        (F::Bpo2, cfg.bpo2_time),
+        (F::Bpo3, cfg.bpo3_time),
+        (F::Bpo4, cfg.bpo4_time),
+        (F::Bpo5, cfg.bpo5_time),
+    ];
+    v.extend(
+        times
+            .into_iter()
+            .filter_map(|(f, t)| t.map(|t| (f, ForkCondition::Timestamp(t)))),
+    );
+    if cfg.amsterdam_time.is_some() {
+        return Err(Error::Genesis("amsterdamTime is not supported".into()));
+    }
+    Ok(EthereumChainHardforks::new(v))
+}
+
 impl EthereumHardforks for ChainSpec {
     fn ethereum_fork_activation(&self, fork: EthereumHardfork) -> ForkCondition {
         self.forks.ethereum_fork_activation(fork)
@@ -305,7 +418,12 @@ impl EthereumHardforks for ChainSpec {
 impl EthExecutorSpec for ChainSpec {
     // `None` would fall back to the mainnet deposit contract; we have none.
     fn deposit_contract_address(&self) -> Option<Address> {
-        Some(Address::ZERO)
+        Some(
+            self.genesis
+                .config
+                .deposit_contract_address
+                .unwrap_or(Address::ZERO),
+        )
     }
 }
 

@@ -14,6 +14,7 @@
 use std::path::Path;
 
 use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope};
+use alloy_eips::eip4895::Withdrawal;
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_rlp::Decodable;
 use alloy_trie::{EMPTY_ROOT_HASH, KECCAK_EMPTY, TrieAccount};
@@ -39,6 +40,10 @@ const ACCOUNTS: TableDefinition<'_, [u8; 20], &[u8]> = TableDefinition::new("acc
 const STORAGE: TableDefinition<'_, ([u8; 20], [u8; 32]), [u8; 32]> =
     TableDefinition::new("storage");
 const CODE: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition::new("code");
+/// Ommer headers of imported blocks that have any (RLP list of headers).
+const OMMERS: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition::new("ommers");
+/// Withdrawals of imported blocks that carry them (RLP list).
+const WITHDRAWALS: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition::new("withdrawals");
 
 const HEAD_KEY: &str = "head";
 const GENESIS_KEY: &str = "genesis";
@@ -199,6 +204,34 @@ impl Store {
         let root = state_root(&txn)?;
         let block = finish(root)?;
         write_block(&txn, &block)?;
+        txn.commit()?;
+        Ok(block)
+    }
+}
+
+impl Store {
+    /// Like [`Store::commit_block`], for an imported block whose body may also
+    /// carry ommers and withdrawals (stored beside the transactions).
+    pub fn commit_imported(
+        &self,
+        changes: &StateChangeset,
+        ommers: &[Header],
+        withdrawals: Option<&[Withdrawal]>,
+        finish: impl FnOnce(B256) -> Result<StoredBlock>,
+    ) -> Result<StoredBlock> {
+        let txn = self.db.begin_write()?;
+        apply_changes(&txn, changes)?;
+        let root = state_root(&txn)?;
+        let block = finish(root)?;
+        write_block(&txn, &block)?;
+        if !ommers.is_empty() {
+            txn.open_table(OMMERS)?
+                .insert(block.hash.0, alloy_rlp::encode(ommers.to_vec()).as_slice())?;
+        }
+        if let Some(w) = withdrawals {
+            txn.open_table(WITHDRAWALS)?
+                .insert(block.hash.0, alloy_rlp::encode(w.to_vec()).as_slice())?;
+        }
         txn.commit()?;
         Ok(block)
     }
@@ -459,6 +492,91 @@ impl StoreReader {
     /// (to check a stored head against its header).
     pub fn state_root(&self) -> Result<B256> {
         state_root_of(&self.accounts, &self.storage)
+    }
+
+    /// The ommer headers of block `hash` (empty if it has none).
+    pub fn ommers(&self, hash: B256) -> Result<Vec<Header>> {
+        match self.txn.open_table(OMMERS) {
+            Ok(t) => t
+                .get(hash.0)?
+                .map_or(Ok(Vec::new()), |v| decode("ommers", v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The withdrawals of block `hash`: the stored list, or an empty one when the
+    /// header has a withdrawals root but none were stored (our own blocks), or
+    /// `None` before Shanghai.
+    pub fn withdrawals(&self, header: &Header, hash: B256) -> Result<Option<Vec<Withdrawal>>> {
+        if header.withdrawals_root.is_none() {
+            return Ok(None);
+        }
+        match self.txn.open_table(WITHDRAWALS) {
+            Ok(t) => t.get(hash.0)?.map_or(Ok(Some(Vec::new())), |v| {
+                decode("withdrawals", v.value()).map(Some)
+            }),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(Some(Vec::new())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The state root this snapshot would have after applying `changes`
+    /// (O(state); used for the per-transaction roots of pre-Byzantium receipts).
+    pub fn state_root_after(&self, changes: &StateChangeset) -> Result<B256> {
+        let mut accounts = std::collections::BTreeMap::new();
+        for entry in self.accounts.range::<[u8; 20]>(..)? {
+            let (k, v) = entry?;
+            accounts.insert(Address::from(k.value()), decode_account(v.value())?);
+        }
+        let mut storage: std::collections::BTreeMap<
+            Address,
+            std::collections::BTreeMap<B256, U256>,
+        > = Default::default();
+        for entry in self.storage.range::<([u8; 20], [u8; 32])>(..)? {
+            let (k, v) = entry?;
+            let (a, slot) = k.value();
+            storage
+                .entry(Address::from(a))
+                .or_default()
+                .insert(B256::from(slot), U256::from_be_bytes(v.value()));
+        }
+        for (address, info) in &changes.accounts {
+            match info {
+                Some(info) => accounts.insert(*address, info.clone()),
+                None => accounts.remove(address),
+            };
+        }
+        for change in &changes.storage {
+            let slots = storage.entry(change.address).or_default();
+            if change.wipe_storage {
+                slots.clear();
+            }
+            for (slot, value) in &change.storage {
+                let key = B256::from(slot.to_be_bytes::<32>());
+                if value.is_zero() {
+                    slots.remove(&key);
+                } else {
+                    slots.insert(key, *value);
+                }
+            }
+        }
+        let leaves = accounts.into_iter().map(|(address, info)| {
+            let storage_root = match storage.remove(&address) {
+                Some(slots) if !slots.is_empty() => alloy_trie::root::storage_root_unhashed(slots),
+                _ => EMPTY_ROOT_HASH,
+            };
+            (
+                address,
+                TrieAccount {
+                    nonce: info.nonce,
+                    balance: info.balance,
+                    storage_root,
+                    code_hash: info.code_hash,
+                },
+            )
+        });
+        Ok(alloy_trie::root::state_root_unhashed(leaves))
     }
 
     /// Code by its hash.

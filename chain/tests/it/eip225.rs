@@ -135,7 +135,7 @@ fn parse(toks: &[Tok], i: &mut usize) -> V {
     }
 }
 
-fn conformance_dir() -> PathBuf {
+pub(crate) fn conformance_dir() -> PathBuf {
     std::env::var_os("NETMIND_CONFORMANCE_DIR").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"),
         PathBuf::from,

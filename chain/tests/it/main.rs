@@ -1,11 +1,14 @@
 //! Integration tests of `netmind-chain`: a real node on 127.0.0.1 driven over
-//! JSON-RPC with transactions signed by alloy.
+//! JSON-RPC (HTTP and WebSocket) with transactions signed by alloy.
 
 mod bad_input;
 mod bench;
 mod blocks;
 mod crash;
 mod eip225;
+mod execution_apis;
+mod import;
 mod restart;
 mod transactions;
 mod util;
+mod ws;

@@ -31,9 +31,14 @@ impl TestNode {
 
     /// Initialises the chain of `spec` (authority: the first dev key) and starts it.
     pub(crate) async fn start_spec(spec: &ChainSpec) -> Self {
+        Self::start_with(spec, None).await
+    }
+
+    /// Like [`Self::start_spec`], also serving WebSocket-only JSON-RPC on `ws`.
+    pub(crate) async fn start_with(spec: &ChainSpec, ws: Option<SocketAddr>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         netmind_chain::node::init(dir.path(), spec).unwrap();
-        let running = start_in(dir.path()).await;
+        let running = start_in(dir.path(), ws).await;
         let addr = running.http_addr;
         Self {
             running: Some(running),
@@ -49,7 +54,7 @@ impl TestNode {
 
     /// Starts the node again on the same datadir.
     pub(crate) async fn restart(&mut self) {
-        let running = start_in(self.dir.path()).await;
+        let running = start_in(self.dir.path(), None).await;
         self.addr = running.http_addr;
         self.running = Some(running);
     }
@@ -116,10 +121,11 @@ impl TestNode {
     }
 }
 
-async fn start_in(dir: &std::path::Path) -> Running {
+async fn start_in(dir: &std::path::Path, ws: Option<SocketAddr>) -> Running {
     let cfg = NodeConfig {
         datadir: dir.to_path_buf(),
         http: "127.0.0.1:0".parse().unwrap(),
+        ws,
         pool: PoolConfig::default(),
     };
     start(cfg, dev_signers()[0].clone()).await.unwrap()

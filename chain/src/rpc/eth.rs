@@ -1,43 +1,27 @@
-//! Ethereum JSON-RPC over HTTP (jsonrpsee).
-//!
-//! Error codes: -32700/-32600/-32601/-32602 come from jsonrpsee for malformed
-//! requests; -32602 for undecodable parameters we parse ourselves (transaction
-//! bytes); -32000 for refused transactions and unavailable state; 3 with the
-//! revert data for reverted calls; -32603 for internal failures.
-//!
-//! State is kept for the head block only: state queries for an older block are
-//! refused with -32000. `pending` reads the head state (and pooled nonces for
-//! `eth_getTransactionCount`); `safe` and `finalized` are the head (one authority).
+//! The request/response methods: `eth_*`, `net_version`, `web3_clientVersion`,
+//! `clique_getSigners`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use alloy_consensus::{Header, Transaction as _, TxEnvelope, transaction::Recovered};
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
 use alloy_rpc_types_eth::{
-    Block, BlockTransactions, FeeHistory, Filter, Log, SyncStatus, Transaction, TransactionInfo,
-    TransactionReceipt, TransactionRequest, Withdrawals,
+    Block, FeeHistory, Filter, Log, SyncStatus, Transaction, TransactionInfo, TransactionReceipt,
+    TransactionRequest,
 };
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
-use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
 
+use super::convert::{
+    block_rewards, head_header, matching_logs, receipts_with_logs, rpc_block, rpc_tx,
+};
+use super::{MAX_FEE_HISTORY, MAX_LOG_RANGE, MAX_LOGS, SUGGESTED_TIP, err, internal};
+use crate::Error;
 use crate::exec::{CallError, call, estimate_gas};
 use crate::node::{Node, SubmitError};
 use crate::pool::PoolError;
-use crate::store::{StoreReader, StoredBlock};
-use crate::{Error, Result};
-
-/// Most blocks one `eth_getLogs` may scan.
-pub const MAX_LOG_RANGE: u64 = 10_000;
-/// Most logs one `eth_getLogs` returns.
-pub const MAX_LOGS: usize = 20_000;
-/// Most blocks one `eth_feeHistory` covers.
-pub const MAX_FEE_HISTORY: u64 = 1024;
-/// Suggested priority fee (1 gwei).
-pub const SUGGESTED_TIP: u64 = 1_000_000_000;
+use crate::store::StoreReader;
 
 /// The methods served.
 #[rpc(server)]
@@ -115,50 +99,32 @@ pub trait EthApi {
     fn clique_signers(&self, block: Option<BlockNumberOrTag>) -> RpcResult<Vec<Address>>;
 }
 
-/// Starts the HTTP server for `node` on `addr`; returns its handle and bound address.
-pub async fn serve(node: Arc<Node>, addr: SocketAddr) -> Result<(ServerHandle, SocketAddr)> {
-    let cfg = ServerConfig::builder()
-        .http_only()
-        .max_request_body_size(5 << 20)
-        .max_response_body_size(50 << 20)
-        .max_connections(500)
-        .set_batch_request_config(BatchRequestConfig::Limit(100))
-        .build();
-    let server = Server::builder().set_config(cfg).build(addr).await?;
-    let bound = server.local_addr()?;
-    let handle = server.start(EthRpc { node }.into_rpc());
-    Ok((handle, bound))
-}
-
 /// The implementation of [`EthApiServer`].
 #[derive(Debug)]
 pub struct EthRpc {
     node: Arc<Node>,
 }
 
-fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
-    ErrorObjectOwned::owned(code, msg.into(), None::<()>)
-}
-
-fn internal(e: Error) -> ErrorObjectOwned {
-    tracing::error!(target: "chain::rpc", "internal error: {e}");
-    err(-32603, format!("internal error: {e}"))
-}
-
 impl EthRpc {
+    /// The methods over `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+
     fn reader(&self) -> RpcResult<StoreReader> {
         self.node.reader().map_err(internal)
     }
 
-    /// Resolves a block tag to a number, given the head of the snapshot read.
-    fn number_of(tag: BlockNumberOrTag, head: u64) -> u64 {
+    /// Resolves a block tag to a number, given the head of the snapshot read:
+    /// `safe` and `finalized` are the finalized block (never above that head).
+    fn number_of(&self, tag: BlockNumberOrTag, head: u64) -> u64 {
         match tag {
             BlockNumberOrTag::Earliest => 0,
             BlockNumberOrTag::Number(n) => n,
-            BlockNumberOrTag::Pending
-            | BlockNumberOrTag::Latest
-            | BlockNumberOrTag::Safe
-            | BlockNumberOrTag::Finalized => head,
+            BlockNumberOrTag::Pending | BlockNumberOrTag::Latest => head,
+            BlockNumberOrTag::Safe | BlockNumberOrTag::Finalized => {
+                self.node.finalized().0.min(head)
+            }
         }
     }
 
@@ -167,7 +133,7 @@ impl EthRpc {
         let reader = self.reader()?;
         let (head_number, head_hash) = reader.head().map_err(internal)?;
         let wanted = match block.unwrap_or_default() {
-            BlockId::Number(tag) => Some(Self::number_of(tag, head_number)),
+            BlockId::Number(tag) => Some(self.number_of(tag, head_number)),
             BlockId::Hash(h) => reader.block_number(h.block_hash).map_err(internal)?,
         };
         match wanted {
@@ -182,148 +148,6 @@ impl EthRpc {
             None => Err(err(-32000, "header not found")),
         }
     }
-
-    fn rpc_block(&self, block: StoredBlock, full: bool) -> Block {
-        let size = {
-            let body = alloy_consensus::BlockBody {
-                transactions: block.transactions.clone(),
-                ommers: vec![],
-                withdrawals: Some(Withdrawals::default()),
-            };
-            alloy_rlp::Encodable::length(&alloy_consensus::Block {
-                header: block.header.clone(),
-                body,
-            })
-        };
-        let transactions = if full {
-            BlockTransactions::Full(
-                block
-                    .transactions
-                    .iter()
-                    .zip(&block.senders)
-                    .enumerate()
-                    .map(|(i, (tx, from))| rpc_tx(tx.clone(), *from, &block.header, block.hash, i))
-                    .collect(),
-            )
-        } else {
-            BlockTransactions::Hashes(block.transactions.iter().map(|t| *t.tx_hash()).collect())
-        };
-        let header = alloy_rpc_types_eth::Header::from_consensus(
-            alloy_primitives::Sealed::new_unchecked(block.header, block.hash),
-            None,
-            Some(U256::from(size)),
-        );
-        Block {
-            header,
-            uncles: vec![],
-            transactions,
-            withdrawals: Some(Withdrawals::default()),
-        }
-    }
-}
-
-/// The head header of a snapshot.
-fn head_header(r: &StoreReader) -> RpcResult<Header> {
-    let (_, hash) = r.head().map_err(internal)?;
-    r.header(hash)
-        .map_err(internal)?
-        .ok_or_else(|| internal(Error::Corrupt(format!("head header {hash} missing"))))
-}
-
-fn rpc_tx(tx: TxEnvelope, from: Address, header: &Header, hash: B256, index: usize) -> Transaction {
-    let info = TransactionInfo {
-        hash: Some(*tx.tx_hash()),
-        index: Some(index as u64),
-        block_hash: Some(hash),
-        block_number: Some(header.number),
-        base_fee: header.base_fee_per_gas,
-        block_timestamp: Some(header.timestamp),
-    };
-    Transaction::from_transaction(Recovered::new_unchecked(tx, from), info)
-}
-
-fn receipts_with_logs(block: &StoredBlock) -> Vec<TransactionReceipt> {
-    let mut log_index = 0u64;
-    let mut prev_cumulative = 0u64;
-    let base_fee = block.header.base_fee_per_gas;
-    block
-        .receipts
-        .iter()
-        .zip(&block.transactions)
-        .zip(&block.senders)
-        .enumerate()
-        .map(|(i, ((receipt, tx), from))| {
-            let cumulative = receipt.cumulative_gas_used();
-            let gas_used = cumulative - prev_cumulative;
-            prev_cumulative = cumulative;
-            let tx_hash = *tx.tx_hash();
-            let inner = receipt.clone().map_logs(|l| {
-                let log = Log {
-                    inner: l,
-                    block_hash: Some(block.hash),
-                    block_number: Some(block.header.number),
-                    block_timestamp: Some(block.header.timestamp),
-                    transaction_hash: Some(tx_hash),
-                    transaction_index: Some(i as u64),
-                    log_index: Some(log_index),
-                    removed: false,
-                };
-                log_index += 1;
-                log
-            });
-            TransactionReceipt {
-                inner,
-                transaction_hash: tx_hash,
-                transaction_index: Some(i as u64),
-                block_hash: Some(block.hash),
-                block_number: Some(block.header.number),
-                gas_used,
-                effective_gas_price: tx.effective_gas_price(base_fee),
-                blob_gas_used: None,
-                blob_gas_price: None,
-                from: *from,
-                to: tx.to(),
-                contract_address: tx.is_create().then(|| from.create(tx.nonce())),
-            }
-        })
-        .collect()
-}
-
-/// The tips at `percentiles` of a block's gas (as geth: transactions sorted by
-/// tip, each weighted by the gas it used).
-fn block_rewards(block: &StoredBlock, percentiles: &[f64]) -> Vec<u128> {
-    let base_fee = block.header.base_fee_per_gas.unwrap_or_default();
-    let receipts = receipts_with_logs(block);
-    let mut tips: Vec<(u128, u64)> = block
-        .transactions
-        .iter()
-        .zip(&receipts)
-        .map(|(tx, r)| {
-            (
-                tx.effective_tip_per_gas(base_fee).unwrap_or_default(),
-                r.gas_used,
-            )
-        })
-        .collect();
-    if tips.is_empty() {
-        return vec![0; percentiles.len()];
-    }
-    tips.sort_unstable();
-    let total: u64 = tips.iter().map(|(_, g)| g).sum();
-    percentiles
-        .iter()
-        .map(|p| {
-            let threshold = (total as f64 * p / 100.0) as u64;
-            let mut sum = 0;
-            for (tip, gas) in &tips {
-                sum += gas;
-                if sum >= threshold {
-                    return *tip;
-                }
-            }
-            tips.last().map_or(0, |t| t.0)
-        })
-        .collect()
 }
 
 fn call_error(e: CallError) -> ErrorObjectOwned {
@@ -463,17 +287,19 @@ impl EthApiServer for EthRpc {
 
     fn block_by_number(&self, number: BlockNumberOrTag, full: bool) -> RpcResult<Option<Block>> {
         let r = self.reader()?;
-        let n = Self::number_of(number, r.head().map_err(internal)?.0);
-        Ok(r.block_by_number(n)
+        let n = self.number_of(number, r.head().map_err(internal)?.0);
+        r.block_by_number(n)
             .map_err(internal)?
-            .map(|b| self.rpc_block(b, full)))
+            .map(|b| rpc_block(&r, b, full))
+            .transpose()
     }
 
     fn block_by_hash(&self, hash: B256, full: bool) -> RpcResult<Option<Block>> {
         let r = self.reader()?;
-        Ok(r.block(hash)
+        r.block(hash)
             .map_err(internal)?
-            .map(|b| self.rpc_block(b, full)))
+            .map(|b| rpc_block(&r, b, full))
+            .transpose()
     }
 
     fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>> {
@@ -486,11 +312,15 @@ impl EthApiServer for EthRpc {
         } else {
             let head = r.head().map_err(internal)?.0;
             let resolve =
-                |t: Option<&BlockNumberOrTag>| t.map_or(head, |t| Self::number_of(*t, head));
+                |t: Option<&BlockNumberOrTag>| t.map_or(head, |t| self.number_of(*t, head));
             let from = resolve(filter.block_option.get_from_block());
-            let to = resolve(filter.block_option.get_to_block()).min(head);
+            let to = resolve(filter.block_option.get_to_block());
+            // geth's errors (execution-apis eth_getLogs/filter-error-*).
             if from > to {
-                return Ok(vec![]);
+                return Err(err(-32602, "invalid block range params"));
+            }
+            if to > head {
+                return Err(err(-32602, "block range extends beyond current head block"));
             }
             if to - from >= MAX_LOG_RANGE {
                 return Err(err(
@@ -514,17 +344,13 @@ impl EthApiServer for EthRpc {
             let Some(block) = r.block(hash).map_err(internal)? else {
                 continue;
             };
-            for receipt in receipts_with_logs(&block) {
-                for log in receipt.inner.logs() {
-                    if filter.matches(&log.inner) {
-                        out.push(log.clone());
-                        if out.len() > MAX_LOGS {
-                            return Err(err(
-                                -32000,
-                                format!("query returned more than {MAX_LOGS} results"),
-                            ));
-                        }
-                    }
+            for log in matching_logs(&block, &filter) {
+                out.push(log);
+                if out.len() > MAX_LOGS {
+                    return Err(err(
+                        -32000,
+                        format!("query returned more than {MAX_LOGS} results"),
+                    ));
                 }
             }
         }
@@ -535,7 +361,7 @@ impl EthApiServer for EthRpc {
         let r = self.reader()?;
         let block = match block {
             BlockId::Number(tag) => {
-                r.block_by_number(Self::number_of(tag, r.head().map_err(internal)?.0))
+                r.block_by_number(self.number_of(tag, r.head().map_err(internal)?.0))
             }
             BlockId::Hash(h) => r.block(h.block_hash),
         }
@@ -560,7 +386,7 @@ impl EthApiServer for EthRpc {
         }
         let r = self.reader()?;
         let head = r.head().map_err(internal)?.0;
-        let newest = Self::number_of(newest, head);
+        let newest = self.number_of(newest, head);
         if newest > head {
             return Err(err(-32000, format!("header not found: block {newest}")));
         }
