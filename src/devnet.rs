@@ -128,6 +128,7 @@ pub(crate) fn devnet(args: DevnetArgs) -> Result<ExitCode> {
         eprintln!("stopping the devnet");
         let mut c = on_signal.lock().unwrap_or_else(|e| e.into_inner());
         drop(std::mem::replace(&mut *c, Children(Vec::new())));
+        crate::telemetry::shutdown();
         std::process::exit(130);
     });
     println!("NetMind devnet");

@@ -47,6 +47,16 @@ impl GpuArgs {
         })
     }
 
+    /// What a host offers: whether the GPU is used, the adapter asked for,
+    /// and the GPU memory a job may hold (`--gpu-memory`, else 1 GiB).
+    pub(crate) fn offered(&self) -> (bool, Option<&str>, u64) {
+        (
+            self.gpu == GpuMode::Auto,
+            self.gpu_adapter.as_deref(),
+            self.gpu_memory.map_or(1 << 30, |m| m.as_u64()),
+        )
+    }
+
     /// Applies `--gpu-memory` and `--gpu-time`.
     pub(crate) fn apply(&self, limits: &mut netmind_host::GpuLimits) {
         if let Some(m) = self.gpu_memory {

@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use netmind_protocol::orders::{JobOrder, Signed};
 use netmind_protocol::{Bundle, BundleLimits};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::market::{KeyArgs, MarketArgs, address, price, print_json, runtime};
 use crate::offer::{ms_from_now, nonce, order_id};
@@ -31,7 +32,17 @@ pub(crate) enum JobCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Why a waiting job order has not matched, and the price at which it would.
+    /// Cancel a job: a waiting order leaves the book; a job under way is
+    /// cancelled with its replicas (hosts stop them, and are not paid for
+    /// results sent after the cancel). Only the job's owner may.
+    Cancel {
+        /// The job (its order id).
+        id: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        market: MarketArgs,
+    },
     /// Download a done job's accepted output (checked against its hash) into a directory.
     Result {
         /// The job (its order id).
@@ -42,6 +53,7 @@ pub(crate) enum JobCommand {
         #[command(flatten)]
         market: MarketArgs,
     },
+    /// Why a waiting job order has not matched, and the price at which it would.
     Explain {
         /// The order id.
         id: String,
@@ -106,9 +118,23 @@ pub(crate) struct SubmitArgs {
 pub(crate) fn job(cmd: JobCommand) -> Result<ExitCode> {
     runtime()?.block_on(async {
         match cmd {
-            JobCommand::Submit(args) => submit(*args).await,
+            JobCommand::Submit(args) => {
+                // The root of the job's trace (docs/TELEMETRY.md).
+                let span = tracing::info_span!(
+                    target: "cli::job",
+                    "job.submit",
+                    otel.kind = "client",
+                    bundle = %args.bundle.display(),
+                    replicas = args.replicas,
+                    job_id = tracing::field::Empty
+                );
+                submit(*args).instrument(span).await
+            }
             JobCommand::Status { id, market, json } => status(&id, &market, json).await,
             JobCommand::Explain { id, market, json } => explain(&id, &market, json).await,
+            JobCommand::Cancel { id, key, market } => {
+                crate::offer::cancel(&id, &key, &market).await
+            }
             JobCommand::Result { id, output, market } => {
                 let client = market.client()?;
                 let job = client.get(&format!("/v1/jobs/{}", order_id(&id)?)).await?;
@@ -203,10 +229,19 @@ async fn submit(a: SubmitArgs) -> Result<ExitCode> {
     };
     let signed = Signed::sign(order, &signer, &domain).context("cannot sign the job order")?;
     let placed = client.post_bid(&signed).await?;
+    tracing::Span::current().record("job_id", placed["id"].as_str().unwrap_or_default());
     if a.wait {
         let id = placed["id"].as_str().unwrap_or_default().to_owned();
         println!("{id}");
-        return wait(&client, &id, a.output.as_deref()).await;
+        let span = tracing::info_span!(
+            target: "cli::job",
+            "job.wait",
+            job_id = %id,
+            state = tracing::field::Empty
+        );
+        return wait(&client, &id, a.output.as_deref())
+            .instrument(span)
+            .await;
     }
     if a.json {
         print_json(&placed);
@@ -254,6 +289,7 @@ async fn wait(
             "{state} ({reported}/{} replicas reported)",
             job["replicas"]
         ));
+        tracing::Span::current().record("state", state.as_str());
         match state.as_str() {
             "done" => {
                 bar.finish_and_clear();

@@ -21,6 +21,7 @@ mod offer;
 mod run;
 mod source;
 mod tarball;
+mod telemetry;
 mod wallet;
 
 /// NetMind Power: a decentralized GPU compute marketplace.
@@ -74,22 +75,23 @@ enum Command {
     Node(node::NodeCommand),
 }
 
-fn init_tracing(filter: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+/// The OpenTelemetry service a command exports as, for those that export
+/// (docs/TELEMETRY.md); `OTEL_SERVICE_NAME` overrides it.
+fn service(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Market(market::MarketCommand::Serve(_)) | Command::Devnet(_) => {
+            Some("netmind-market")
+        }
+        Command::Host(host::HostCommand::Run(_)) => Some("netmind-host"),
+        Command::Job(_) => Some("netmind-cli"),
+        _ => None,
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log, cli.log_json);
+    // Dropped at the end of the command: exports what is buffered.
+    let _telemetry = telemetry::init(&cli.log, cli.log_json, service(&cli.command));
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Bundle(cmd) => bundle::bundle(cmd),

@@ -136,7 +136,7 @@ pub(crate) fn order_id(id: &str) -> Result<B256> {
     }
 }
 
-async fn cancel(id: &str, key: &KeyArgs, market: &MarketArgs) -> Result<ExitCode> {
+pub(crate) async fn cancel(id: &str, key: &KeyArgs, market: &MarketArgs) -> Result<ExitCode> {
     let order = order_id(id)?;
     let signer = key.signer()?;
     let client = market.client()?;
@@ -147,7 +147,11 @@ async fn cancel(id: &str, key: &KeyArgs, market: &MarketArgs) -> Result<ExitCode
         expiry: ms_from_now(Duration::from_secs(60)),
     };
     let signed = Signed::sign(c, &signer, &domain).context("cannot sign the cancel")?;
-    client.cancel(&signed).await?;
-    eprintln!("cancelled {order}");
+    let answer = client.cancel(&signed).await?;
+    match answer["state"].as_str() {
+        // A job under way: the market answers the job as it now is.
+        Some(state) => eprintln!("cancelled job {order}: it is now {state}"),
+        None => eprintln!("cancelled {order}"),
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -202,6 +202,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         limits: limits.clone(),
         seed: args.seed,
         observer: Some(Arc::new(Terminal { bar: bar.clone() })),
+        cancel: None,
     })?;
     bar.finish_and_clear();
 
@@ -306,6 +307,10 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         }
         Termination::InvalidOutput(m) => {
             eprintln!("error: job left invalid output: {m}");
+            Ok(ExitCode::from(1))
+        }
+        Termination::Cancelled => {
+            eprintln!("error: job cancelled");
             Ok(ExitCode::from(1))
         }
         other => bail!("job ended: {other}"),

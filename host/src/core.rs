@@ -144,14 +144,26 @@ fn poll_oneoff(
             .limits
             .wall_time
             .saturating_sub(guard.started.elapsed());
+        // Sleeps in 10 ms steps, so that a cancelled job stops waiting too.
+        let until = wait.min(left);
+        let start = std::time::Instant::now();
+        while start.elapsed() < until {
+            if guard
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+            {
+                guard.cancelled = true;
+                return Err(wasmtime::Error::msg("the job was cancelled"));
+            }
+            std::thread::sleep((until - start.elapsed().min(until)).min(Duration::from_millis(10)));
+        }
         if wait >= left {
-            std::thread::sleep(left);
             let limit = LimitKind::WallTime(guard.limits.wall_time);
             let msg = limit.to_string();
             guard.killed = Some(limit);
             return Err(wasmtime::Error::msg(msg));
         }
-        std::thread::sleep(wait);
         wait
     };
     let mut out = Vec::new();

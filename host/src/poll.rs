@@ -36,7 +36,29 @@ impl DeadlinePoll<'_> {
         let deadline = self.guard.started + self.guard.limits.wall_time;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let table = &mut *self.table;
-        match in_tokio(async { tokio::time::timeout(remaining, wait(table)).await }) {
+        let cancel = self.guard.cancel.clone();
+        // A cancelled job stops waiting too (checked every 10 ms).
+        let cancelled = async move {
+            match cancel {
+                Some(flag) => {
+                    while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let waited = in_tokio(async {
+            tokio::select! {
+                r = tokio::time::timeout(remaining, wait(table)) => Some(r),
+                () = cancelled => None,
+            }
+        });
+        let Some(waited) = waited else {
+            self.guard.cancelled = true;
+            return Err(wasmtime::Error::msg("the job was cancelled"));
+        };
+        match waited {
             Ok(result) => result,
             Err(_elapsed) => {
                 let limit = LimitKind::WallTime(self.guard.limits.wall_time);

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
@@ -46,6 +46,10 @@ pub struct RunOptions {
     pub seed: u64,
     /// Receives stdout, stderr and progress while the job runs.
     pub observer: Option<Arc<dyn RunObserver>>,
+    /// Set it to stop the job (within one epoch tick, a few ms): the run
+    /// ends with [`Termination::Cancelled`]. For a job its owner cancelled,
+    /// or work a host hands back.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl fmt::Debug for RunOptions {
@@ -76,6 +80,8 @@ pub enum Termination {
     LimitExceeded(LimitKind),
     /// The job left outputs that cannot be returned.
     InvalidOutput(String),
+    /// The host stopped it ([`RunOptions::cancel`]).
+    Cancelled,
 }
 
 impl fmt::Display for Termination {
@@ -86,6 +92,7 @@ impl fmt::Display for Termination {
             Self::Trapped { message, .. } => write!(f, "trapped: {message}"),
             Self::LimitExceeded(l) => write!(f, "stopped: {l}"),
             Self::InvalidOutput(m) => write!(f, "invalid output: {m}"),
+            Self::Cancelled => write!(f, "cancelled"),
         }
     }
 }
@@ -158,11 +165,21 @@ pub(crate) struct Guard {
     output_dir: PathBuf,
     ticks: u64,
     pub(crate) killed: Option<LimitKind>,
+    pub(crate) cancel: Option<Arc<AtomicBool>>,
+    pub(crate) cancelled: bool,
 }
 
 impl Guard {
     fn check(&mut self) -> wasmtime::Result<UpdateDeadline> {
         self.ticks += 1;
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            self.cancelled = true;
+            return Err(wasmtime::Error::msg("the job was cancelled"));
+        }
         let over = if self.started.elapsed() > self.limits.wall_time {
             Some(LimitKind::WallTime(self.limits.wall_time))
         } else if self
@@ -357,6 +374,8 @@ impl Job {
             cpu_started: None,
             output_dir: opts.output_dir.clone(),
             ticks: 0,
+            cancel: opts.cancel.clone(),
+            cancelled: false,
             killed: None,
         };
         let fuel_budget = limits.fuel.unwrap_or(u64::MAX);
@@ -510,6 +529,9 @@ fn classify(
 ) -> Termination {
     if let Some(exit) = err.downcast_ref::<I32Exit>() {
         return Termination::Exited(exit.0);
+    }
+    if guard.cancelled {
+        return Termination::Cancelled;
     }
     if let Some(limit) = guard.killed.clone() {
         return Termination::LimitExceeded(limit);

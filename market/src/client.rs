@@ -2,7 +2,8 @@
 //! used by the `netmind` CLI, the integration tests and the benchmark.
 //!
 //! Answers are JSON values; an error answer becomes [`ClientError::Api`]
-//! with the market's status, code and message.
+//! with the market's status, code and message. When telemetry is on, every
+//! request carries the current span's W3C trace context (`traceparent`).
 
 use std::time::Duration;
 
@@ -123,9 +124,10 @@ impl MarketClient {
             if !body.is_empty() || method == Method::PUT || method == Method::POST {
                 req = req.header(http::header::CONTENT_TYPE, content_type);
             }
-            let req = req
+            let mut req = req
                 .body(Full::new(body.clone()))
                 .map_err(|e| transport(e.to_string()))?;
+            crate::telemetry::inject(req.headers_mut());
             match self.http.request(req).await {
                 Ok(resp) => break resp,
                 Err(e) if idempotent && attempt < 3 => {
@@ -299,10 +301,11 @@ impl MarketClient {
             url: url.clone(),
             detail,
         };
-        let req = Request::get(&url)
+        let mut req = Request::get(&url)
             .header(http::header::ACCEPT, "text/event-stream")
             .body(Full::new(Bytes::new()))
             .map_err(|e| transport(e.to_string()))?;
+        crate::telemetry::inject(req.headers_mut());
         let resp = self
             .http
             .request(req)

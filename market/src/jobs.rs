@@ -4,8 +4,11 @@
 //! then sign a [`Start`] and a [`Receipt`] for each. Replicated verification:
 //! once more than half of a job's replicas agree on the output (with its
 //! exit status), the job is `done`, those deals `accepted` and the others
-//! `rejected`; when every replica reported and no verdict has a majority,
-//! the job `failed`. See docs/design/jobs-api.md for the states.
+//! `rejected`. A verdict needs more than half of the replicas reported (and
+//! of those wanted): when every replica reported and none has that, the job
+//! goes to one more host at a time ([`Jobs::due_extras`]), up to
+//! `2 × replicas + 1` reports, and only then `failed`. See
+//! docs/design/jobs-api.md for the states.
 //!
 //! [`Jobs`] is fed every committed journal entry, in order, then the stored
 //! host reports; both are replayed at start, so it is rebuilt after a
@@ -89,6 +92,8 @@ pub enum DealState {
     Rejected,
     /// The host did not start or report in time; the replica went to another host.
     Lapsed,
+    /// The owner cancelled the job before the host reported.
+    Cancelled,
 }
 
 /// One replica of a job.
@@ -175,6 +180,16 @@ pub struct Job {
     /// Why it failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The W3C trace context of the market's `market.order` span for this
+    /// job, when its submitter was traced: hosts continue the job's trace
+    /// from it (docs/TELEMETRY.md). Not journaled: gone after a restart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// Replicas added because the reports had no majority.
+    pub extra_replicas: u32,
+    /// Every replica reported without a majority: one more is due.
+    #[serde(skip)]
+    pub(crate) wants_extra: bool,
     /// The bid as the engine took it (for replicas placed again).
     #[serde(skip)]
     pub(crate) bid: Option<crate::engine::Bid>,
@@ -227,6 +242,27 @@ pub enum WorkError {
         /// Who asked.
         host: Address,
     },
+    /// No job has this id.
+    #[error("no job {0} is known to this market")]
+    UnknownJob(B256),
+    /// Only the job's owner may cancel it.
+    #[error("job {job} belongs to {owner}, not {by}: only its owner may cancel it")]
+    NotOwner {
+        /// The job.
+        job: B256,
+        /// Its owner.
+        owner: Address,
+        /// Who asked.
+        by: Address,
+    },
+    /// The job is over.
+    #[error("job {job} is already {state}: there is nothing to cancel")]
+    Finished {
+        /// The job.
+        job: B256,
+        /// Its state.
+        state: &'static str,
+    },
     /// Already reported, or the job is over.
     #[error("deal {deal} is {state:?} and its job is {job}: nothing more is accepted for it")]
     Closed {
@@ -268,12 +304,16 @@ pub struct Jobs {
     by_deal: HashMap<B256, B256>,
     offers: HashMap<B256, OpenOffer>,
     hosts: HashMap<Address, HostRecord>,
-    /// Bids placed again for lapsed replicas → their job.
+    /// Bids placed again for lapsed replicas, or for extra ones → their job.
     pub(crate) aliases: HashMap<B256, B256>,
+    /// Jobs whose reports had no majority and want one more replica.
+    pub(crate) wanting: std::collections::HashSet<B256>,
     /// The last journal entry applied.
     seq: u64,
     /// Jobs changed since the last [`Jobs::take_changed`].
     changed: Vec<B256>,
+    /// Trace context for bids on their way through the sequencer.
+    traces: HashMap<B256, String>,
 }
 
 impl Jobs {
@@ -304,6 +344,9 @@ impl Jobs {
                     deals: Vec::new(),
                     result: None,
                     reason: None,
+                    traceparent: self.traces.remove(&b.id),
+                    extra_replicas: 0,
+                    wants_extra: false,
                     bid: Some(b.clone()),
                 };
                 self.order.insert((at, b.id), ());
@@ -396,6 +439,13 @@ impl Jobs {
         if let Some(job) = self.jobs.get_mut(id)
             && !job.state.finished()
         {
+            if state == JobState::Cancelled {
+                for d in &mut job.deals {
+                    if matches!(d.state, DealState::Assigned | DealState::Running) {
+                        d.state = DealState::Cancelled;
+                    }
+                }
+            }
             job.state = state;
             job.updated = at;
             self.finished.push_back(*id);
@@ -443,7 +493,11 @@ impl Jobs {
         if job.state.finished()
             || matches!(
                 d.state,
-                DealState::Reported | DealState::Accepted | DealState::Rejected | DealState::Lapsed
+                DealState::Reported
+                    | DealState::Accepted
+                    | DealState::Rejected
+                    | DealState::Lapsed
+                    | DealState::Cancelled
             )
         {
             return Err(WorkError::Closed {
@@ -514,13 +568,64 @@ impl Jobs {
         d.gpu_hash = (r.gpuHash != B256::ZERO).then_some(r.gpuHash);
         job.updated = at;
         decide(job);
-        let (id, finished) = (job.id, job.state.finished());
+        let (id, finished, wants_extra) = (job.id, job.state.finished(), job.wants_extra);
         if finished {
             self.finished.push_back(id);
+        }
+        if wants_extra {
+            self.wanting.insert(id);
         }
         self.touch(r.host, at);
         self.changed.push(id);
         Ok(&self.jobs[&id])
+    }
+
+    /// Checks that `by` may cancel job `id`: it is the job's owner and the
+    /// job is not finished.
+    ///
+    /// # Errors
+    ///
+    /// [`WorkError::UnknownJob`], [`WorkError::NotOwner`] or
+    /// [`WorkError::Finished`].
+    pub fn check_cancel(&self, id: &B256, by: Address) -> Result<(), WorkError> {
+        let job = self.jobs.get(id).ok_or(WorkError::UnknownJob(*id))?;
+        if job.owner != by {
+            return Err(WorkError::NotOwner {
+                job: *id,
+                owner: job.owner,
+                by,
+            });
+        }
+        if job.state.finished() {
+            return Err(WorkError::Finished {
+                job: *id,
+                state: job.state.name(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The owner cancels job `id`: it is `cancelled`, its replicas not yet
+    /// reported are `cancelled` (their hosts stop them; late receipts are
+    /// refused), and nothing more is placed for it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Jobs::check_cancel`].
+    pub fn cancel(&mut self, id: &B256, by: Address, at: Time) -> Result<(), WorkError> {
+        self.check_cancel(id, by)?;
+        self.wanting.remove(id);
+        self.finish_unless_done(id, JobState::Cancelled, at);
+        Ok(())
+    }
+
+    /// Bids the market placed for `job` (lapsed or extra replicas).
+    pub fn placed_for(&self, job: &B256) -> Vec<B256> {
+        self.aliases
+            .iter()
+            .filter(|(_, j)| *j == job)
+            .map(|(bid, _)| *bid)
+            .collect()
     }
 
     fn touch(&mut self, host: Address, at: Time) {
@@ -602,6 +707,18 @@ impl Jobs {
         out
     }
 
+    /// Gives the job that bid `id` will make the trace context
+    /// `traceparent` (set before the bid is sequenced, so a host never sees
+    /// the job without it).
+    pub fn expect_trace(&mut self, id: B256, traceparent: String) {
+        self.traces.insert(id, traceparent);
+    }
+
+    /// Drops a trace context [`Jobs::expect_trace`] left unused (a refused bid).
+    pub fn forget_trace(&mut self, id: &B256) {
+        self.traces.remove(id);
+    }
+
     /// Ids of the jobs changed since the last call (for event streams).
     pub fn take_changed(&mut self) -> Vec<B256> {
         let mut ids = std::mem::take(&mut self.changed);
@@ -627,7 +744,9 @@ fn bundle_ids(signed: &str) -> (B256, B256) {
     })
 }
 
-/// Decides a job once a verdict has a majority, or every replica reported.
+/// Decides a job once a verdict has more than half of the replicas wanted
+/// and reported; asks for one more replica when every replica reported
+/// without one, and fails the job once `2 × replicas + 1` reported.
 fn decide(job: &mut Job) {
     let mut votes: Vec<((B256, String, i32), Vec<usize>)> = Vec::new();
     for (i, d) in job.deals.iter().enumerate() {
@@ -641,9 +760,15 @@ fn decide(job: &mut Job) {
         }
     }
     let reported: usize = votes.iter().map(|(_, v)| v.len()).sum();
+    let wanted = (job.replicas + job.extra_replicas) as usize;
     let winner = votes
         .iter()
-        .find(|(_, v)| 2 * v.len() > job.replicas as usize);
+        .find(|(_, v)| 2 * v.len() > wanted.max(reported));
+    let pending = job
+        .deals
+        .iter()
+        .any(|d| matches!(d.state, DealState::Assigned | DealState::Running));
+    let most = 2 * job.replicas as usize + 1;
     match winner {
         Some(((output, status, exit), agree)) => {
             let agree = agree.clone();
@@ -662,10 +787,15 @@ fn decide(job: &mut Job) {
             }
             job.state = JobState::Done;
         }
-        None if reported >= job.replicas as usize => {
+        None if !pending && reported >= wanted && reported < most => {
+            job.state = JobState::Verifying;
+            job.wants_extra = true;
+        }
+        None if !pending && reported >= wanted => {
             job.state = JobState::Failed;
             job.reason = Some(format!(
-                "no majority: {reported} replicas reported {} different results",
+                "no majority: {reported} replicas reported {} different results \
+                 (the most asked for is 2 × replicas + 1 = {most})",
                 votes.len()
             ));
             for d in &mut job.deals {
@@ -679,7 +809,7 @@ fn decide(job: &mut Job) {
 }
 
 mod lease;
-pub use lease::{Lapse, REPORT_GRACE, START_WITHIN};
+pub use lease::{Extra, Lapse, REPORT_GRACE, START_WITHIN};
 
 #[cfg(test)]
 mod tests;

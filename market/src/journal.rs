@@ -80,6 +80,8 @@ pub struct Journal {
     committed: Arc<AtomicI64>,
     /// The last entry the derived tables hold.
     projected: Arc<watch::Sender<i64>>,
+    /// Wakes the projector at once: a reader waits for the derived tables.
+    hurry: Arc<project::Hurry>,
     /// Where it is: a PostgreSQL URL or a SQLite file path.
     location: Arc<str>,
 }
@@ -147,8 +149,16 @@ impl Journal {
         let recorded = project::recorded(&views).await?;
         let (project, rx) = mpsc::channel(256);
         let projected = Arc::new(watch::Sender::new(recorded));
-        tokio::spawn(project::run(views.clone(), postgres, rx, projected.clone()));
+        let hurry = Arc::new(project::Hurry::default());
+        tokio::spawn(project::run(
+            views.clone(),
+            postgres,
+            rx,
+            projected.clone(),
+            hurry.clone(),
+        ));
         Ok(Self {
+            hurry,
             writer: Arc::default(),
             checkpoint: Arc::new(std::sync::Mutex::new((Instant::now(), false))),
             project,
@@ -166,6 +176,10 @@ impl Journal {
     pub(crate) async fn caught_up(&self) {
         let want = self.committed.load(Ordering::Acquire);
         let mut rx = self.projected.subscribe();
+        if *rx.borrow() < want {
+            self.hurry.wanted.fetch_max(want, Ordering::AcqRel);
+            self.hurry.notify.notify_one();
+        }
         if tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|p| *p >= want))
             .await
             .is_err()

@@ -6,7 +6,8 @@
 //! PostgreSQL) and the sequencer that acknowledges an order only once it is
 //! committed; [`blob`]: the content-addressed blob store; [`api`]: the HTTP
 //! API on `hyper`; [`server`]: all of them started together; [`client`]: a
-//! typed client of the API (used by the CLI, the tests and the benchmark).
+//! typed client of the API (used by the CLI, the tests and the benchmark);
+//! [`telemetry`]: W3C trace context over HTTP and the market's metrics.
 
 pub mod api;
 pub mod blob;
@@ -17,5 +18,6 @@ pub mod jobs;
 pub mod journal;
 pub mod orders;
 pub mod server;
+pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -112,6 +112,10 @@ impl Market {
         let Self { state, lock } = self;
         let stopped = state.sequencer().stopped();
         let leases = tokio::spawn(api::keep_leases(Arc::downgrade(&state)));
+        let counting = tokio::spawn(crate::telemetry::count_finished_jobs(
+            Arc::downgrade(&state),
+            state.sequencer().job_changes().subscribe(),
+        ));
         let served = api::serve(listener, state, shutdown).await;
         // Every handle to the sequencer is gone now: it ends after its last commit.
         if tokio::time::timeout(Duration::from_secs(30), stopped)
@@ -121,6 +125,7 @@ impl Market {
             tracing::warn!(target: "market::server", "the sequencer did not stop within 30 s");
         }
         leases.abort();
+        counting.abort();
         drop(lock);
         served.map_err(|source| Error::Io {
             what: "the listener failed".into(),

@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 use crate::market::{KeyArgs, MarketArgs, runtime};
 use crate::offer::{ms_from_now, nonce};
 
+mod caps;
 mod work;
 
 #[derive(Debug, Args)]
@@ -71,6 +72,9 @@ pub(crate) struct Daemon {
     pub(crate) gpu_args: crate::gpu::GpuArgs,
     /// Deals taken (running or done) by this process.
     taken: Mutex<HashSet<B256>>,
+    /// The stop flag of each deal running now: set when its job is
+    /// cancelled or decided without it.
+    pub(crate) running: Mutex<std::collections::HashMap<B256, Arc<std::sync::atomic::AtomicBool>>>,
     slots: Arc<Semaphore>,
     /// Wakes the offer task when a slot frees up.
     freed: tokio::sync::Notify,
@@ -101,6 +105,7 @@ async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> 
         gpu_args: args.gpu.clone(),
         nn,
         taken: Mutex::default(),
+        running: Mutex::default(),
         slots: Arc::new(Semaphore::new(args.slots as usize)),
         freed: tokio::sync::Notify::new(),
         signer,
@@ -165,6 +170,18 @@ static STANDING: Mutex<Option<B256>> = Mutex::new(None);
 
 /// Posts an offer for the free slots, renewing it at half its TTL.
 async fn keep_offering(d: Arc<Daemon>, price: U256, slots: u32, class: String, ttl: Duration) {
+    let (enabled, adapter, vram) = d.gpu_args.offered();
+    let gpu = caps::detect(enabled, adapter, vram).await;
+    if gpu.model.is_empty() {
+        eprintln!("offering no GPU");
+    } else {
+        eprintln!(
+            "offering GPU {} ({} per job, benchmark score {})",
+            gpu.model,
+            bytesize::ByteSize(gpu.vram).display().iec(),
+            gpu.score
+        );
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let memory = crate::host::total_memory().unwrap_or(4 << 30);
     let encodings: Vec<String> =
@@ -179,13 +196,13 @@ async fn keep_offering(d: Arc<Daemon>, price: U256, slots: u32, class: String, t
             let offer = Offer {
                 host: d.signer.address(),
                 class: class.clone(),
-                gpuModel: String::new(),
-                vram: 0,
-                wgpuFeatures: vec![],
+                gpuModel: gpu.model.clone(),
+                vram: gpu.vram,
+                wgpuFeatures: gpu.features.clone(),
                 encodings: encodings.clone(),
                 cores: (cores / slots).max(1),
                 memoryBytes: memory / u64::from(slots.max(1)),
-                score: 0,
+                score: gpu.score,
                 price,
                 slots: free,
                 expiry: ms_from_now(ttl),
@@ -242,6 +259,11 @@ async fn take_deals(d: Arc<Daemon>) {
                                 consider(&d, me, &deal);
                             }
                         }
+                        Ok(Some((name, data))) if name == "job" => {
+                            if let Ok(job) = serde_json::from_str::<Value>(&data) {
+                                stop_if_over(&d, &job);
+                            }
+                        }
                         Ok(Some(_)) => {}
                         Ok(None) | Err(_) => break,
                     }
@@ -266,6 +288,24 @@ async fn catch_up(d: &Arc<Daemon>, me: Address) {
             }
         }
         Err(e) => tracing::warn!(%e, "cannot list this host's deals"),
+    }
+}
+
+/// Stops the replicas this host runs for `job` once it is over (cancelled
+/// by its owner, or decided without them): their results would be refused.
+fn stop_if_over(d: &Daemon, job: &Value) {
+    if !matches!(
+        job["state"].as_str(),
+        Some("cancelled" | "done" | "failed" | "expired")
+    ) {
+        return;
+    }
+    let running = d.running.lock().unwrap_or_else(|e| e.into_inner());
+    for deal in job["deals"].as_array().into_iter().flatten() {
+        let id: Option<B256> = deal["id"].as_str().and_then(|s| s.parse().ok());
+        if let Some(flag) = id.and_then(|id| running.get(&id)) {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 

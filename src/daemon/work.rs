@@ -1,6 +1,10 @@
 //! One deal: start, fetch and verify, run in the sandbox, upload, receipt.
+//!
+//! Each deal is a `host.deal` span in its job's trace (the market hands the
+//! trace context over in the job's `traceparent`), with `host.download`,
+//! `host.run`, `host.upload` and `host.receipt` under it (docs/TELEMETRY.md).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use alloy_primitives::B256;
@@ -11,6 +15,11 @@ use netmind_market::blob::BlobId;
 use netmind_protocol::orders::Signed;
 use netmind_protocol::work::{Receipt, Start};
 use netmind_protocol::{Bundle, BundleLimits};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram};
+use serde_json::Value;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::{Daemon, retry};
 use crate::offer::ms_from_now;
@@ -35,6 +44,48 @@ pub(super) async fn serve_deal(d: &Arc<Daemon>, deal: B256, bid: B256) -> Result
         // Decided, cancelled, or already reported (a restart): nothing to do.
         return Ok(());
     }
+    let span = tracing::info_span!(
+        target: "host::daemon",
+        "host.deal",
+        job_id = %bid,
+        deal = %deal,
+        status = Empty
+    );
+    if let Some(tp) = job["traceparent"].as_str() {
+        netmind_market::telemetry::continue_traceparent(&span, tp);
+    }
+    work(d, deal, &job).instrument(span).await
+}
+
+/// The host's instruments (docs/TELEMETRY.md).
+struct Metrics {
+    /// Replicas run, by receipt `status`.
+    jobs: Counter<u64>,
+    /// Their wall time, by receipt `status`.
+    duration: Histogram<f64>,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let meter = opentelemetry::global::meter("netmind-host");
+    Metrics {
+        jobs: meter
+            .u64_counter("netmind.host.jobs")
+            .with_description("Replicas this host ran and reported, by receipt status")
+            .with_unit("{job}")
+            .build(),
+        duration: meter
+            .f64_histogram("netmind.host.job.duration")
+            .with_description("Wall time of the replicas this host ran")
+            .with_unit("s")
+            .with_boundaries(vec![
+                0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+            ])
+            .build(),
+    }
+});
+
+/// Starts the deal, runs it and reports it (inside its `host.deal` span).
+async fn work(d: &Arc<Daemon>, deal: B256, job: &Value) -> Result<()> {
     let start = Start {
         host: d.signer.address(),
         deal,
@@ -48,12 +99,26 @@ pub(super) async fn serve_deal(d: &Arc<Daemon>, deal: B256, bid: B256) -> Result
 
     let bundle_id = parse_id(&job["bundle"], "bundle")?;
     let input_id = parse_id(&job["input"], "input")?;
-    let bundle_bytes = fetch(d, "bundles", bundle_id).await?;
-    let input = if input_id == B256::ZERO {
-        None
-    } else {
-        Some(fetch(d, "inputs", input_id).await?)
-    };
+    let download = tracing::info_span!(
+        target: "host::daemon",
+        "host.download",
+        bundle = %bundle_id,
+        input = %input_id,
+        bytes = Empty
+    );
+    let (bundle_bytes, input) = async {
+        let bundle = fetch(d, "bundles", bundle_id).await?;
+        let input = if input_id == B256::ZERO {
+            None
+        } else {
+            Some(fetch(d, "inputs", input_id).await?)
+        };
+        let bytes = bundle.len() + input.as_ref().map_or(0, Bytes::len);
+        tracing::Span::current().record("bytes", bytes);
+        anyhow::Ok((bundle, input))
+    }
+    .instrument(download)
+    .await?;
     let replicas = job["replicas"].as_u64().unwrap_or(1);
     let max_seconds = job["max_seconds"].as_u64().unwrap_or(60);
     let work_dir = tempfile::Builder::new()
@@ -61,7 +126,23 @@ pub(super) async fn serve_deal(d: &Arc<Daemon>, deal: B256, bid: B256) -> Result
         .tempdir_in(&d.data)?;
     let d2 = d.clone();
     let dir = work_dir.path().to_path_buf();
+    let run = tracing::info_span!(
+        target: "host::daemon",
+        "host.run",
+        deterministic = replicas > 1,
+        max_seconds,
+        status = Empty,
+        exit = Empty,
+        runtime_ms = Empty
+    );
+    let in_run = run.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    d.running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(deal, stop.clone());
     let outcome = tokio::task::spawn_blocking(move || {
+        let _run = in_run.enter();
         execute(
             &d2,
             &bundle_bytes,
@@ -69,14 +150,30 @@ pub(super) async fn serve_deal(d: &Arc<Daemon>, deal: B256, bid: B256) -> Result
             &dir,
             replicas > 1,
             max_seconds,
+            stop,
         )
     })
     .await
-    .context("the run panicked")?;
+    .context("the run panicked");
+    d.running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&deal);
+    let outcome = outcome?;
+    if let Ok((report, _)) = &outcome
+        && report.termination == Termination::Cancelled
+    {
+        run.record("status", "cancelled");
+        eprintln!("deal {deal}: stopped: its job was cancelled or decided without it");
+        return Ok(());
+    }
     let receipt = match outcome {
         Ok((report, archive)) => {
-            let (output, _) =
-                retry("upload the output", || d.client.put_blob(archive.clone())).await?;
+            let upload =
+                tracing::info_span!(target: "host::daemon", "host.upload", bytes = archive.len());
+            let (output, _) = retry("upload the output", || d.client.put_blob(archive.clone()))
+                .instrument(upload)
+                .await?;
             let (status, exit) = status(&report.termination);
             Receipt {
                 host: d.signer.address(),
@@ -112,10 +209,22 @@ pub(super) async fn serve_deal(d: &Arc<Daemon>, deal: B256, bid: B256) -> Result
             }
         }
     };
+    let r = &receipt;
+    run.record("status", r.status.as_str());
+    run.record("exit", r.exitCode);
+    run.record("runtime_ms", r.runtimeMs);
+    drop(run);
+    tracing::Span::current().record("status", r.status.as_str());
+    let status = [KeyValue::new("status", r.status.clone())];
+    METRICS.jobs.add(1, &status);
+    METRICS
+        .duration
+        .record(r.runtimeMs as f64 / 1000.0, &status);
     let signed = Signed::sign(receipt, &d.signer, &d.domain)?;
     let answer = retry("send the receipt", || {
         d.client.post("/v1/receipts", &signed)
     })
+    .instrument(tracing::info_span!(target: "host::daemon", "host.receipt"))
     .await?;
     eprintln!(
         "deal {deal}: {} (job {})",
@@ -158,6 +267,7 @@ fn execute(
     dir: &std::path::Path,
     deterministic: bool,
     max_seconds: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(netmind_host::RunReport, Bytes)> {
     let bundle = Bundle::unpack(bundle_bytes, &BundleLimits::default())
         .context("the bundle is not valid")?;
@@ -218,6 +328,7 @@ fn execute(
         limits,
         seed: 0,
         observer: None,
+        cancel: Some(stop),
     })?;
     let archive = crate::tarball::pack(&output_dir)?;
     Ok((report, Bytes::from(archive)))

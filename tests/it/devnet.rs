@@ -270,3 +270,85 @@ fn a_killed_host_loses_its_deals_and_every_job_still_completes() {
     );
     drop(devnet);
 }
+
+/// The owner cancels a job while a host runs it: the host stops the run at
+/// once (the job sleeps for ever and has a minute of wall time), sends no
+/// receipt, and its only slot is free for the next job within seconds.
+#[test]
+fn a_job_cancelled_while_it_runs_is_stopped_on_its_host_which_takes_the_next_job() {
+    let data = tempfile::tempdir().unwrap();
+    let (devnet, url, _) = start_devnet(&["--hosts", "1"], data.path());
+    let bundle = data.path().join("sleeper");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::copy(
+        netmind_samples_artifacts::TP_INFINITE_LOOP,
+        bundle.join("loop.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("netmind.toml"),
+        "[job]\nname = \"sleeper\"\nversion = \"0.1.0\"\nentry = \"loop.wasm\"\n\
+         args = [\"sleep\"]\n\n[resources]\nmemory = \"64MiB\"\nwall-time = \"60s\"\n",
+    )
+    .unwrap();
+    let keys = data.path().join("keys");
+    let owner = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_netmind"))
+            .args(args)
+            .args(["--market", &url])
+            .arg("--keystore")
+            .arg(keys.join("owner.json"))
+            .arg("--password-file")
+            .arg(keys.join("password"))
+            .current_dir(repo())
+            .output()
+            .unwrap()
+    };
+    let o = owner(&[
+        "job",
+        "submit",
+        bundle.to_str().unwrap(),
+        "--max-price",
+        "1000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = netmind_market::client::MarketClient::new(&url).unwrap();
+    let state = |id: &str| rt.block_on(client.get(&format!("/v1/jobs/{id}"))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state(&id)["state"] != "running" {
+        assert!(Instant::now() < deadline, "never running: {}", state(&id));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The host offers its GPU (the software adapter in CI) with a measured score.
+    if std::env::var_os("NETMIND_REQUIRE_GPU").is_some() {
+        let hosts = rt.block_on(client.get("/v1/hosts")).unwrap();
+        let host = &hosts["hosts"][0];
+        assert_ne!(host["gpu_model"], "", "{hosts}");
+        assert!(host["score"].as_u64().unwrap() > 0, "{hosts}");
+        assert_eq!(host["vram"], 1u64 << 30, "{hosts}");
+    }
+    let o = owner(&["job", "cancel", &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("now cancelled"), "{}", stderr(&o));
+    let job = state(&id);
+    assert_eq!(job["deals"][0]["state"], "cancelled", "{job}");
+    // The host's one slot is free again: the next job runs and is verified.
+    let started = Instant::now();
+    let o = owner(&[
+        "job",
+        "submit",
+        "samples/hello",
+        "--max-price",
+        "1000",
+        "--wait",
+    ]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the cancelled run kept the slot: {:?}",
+        started.elapsed()
+    );
+    drop(devnet);
+}

@@ -6,6 +6,7 @@ mod gpu;
 mod market;
 mod nn;
 mod run;
+mod telemetry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -72,6 +72,41 @@ fn preview1_modules_are_held_to_the_same_limits() {
     stopped_at_the_wall_clock_limit(art::TP_P1_INFINITE_LOOP, "sleep");
 }
 
+/// Runs `wasm MODE` and sets its cancel flag after 200 ms: it must stop
+/// within a moment as `Cancelled`, long before its 30 s wall-time limit.
+fn stopped_when_cancelled(wasm: &str, mode: &str) {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let setter = {
+        let flag = flag.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    let limits = JobLimits {
+        wall_time: Duration::from_secs(30),
+        cpu_time: Duration::from_secs(30),
+        ..small_limits()
+    };
+    let ran = run_with(runtime(), wasm, &[mode], limits, |o| o.cancel = Some(flag));
+    setter.join().unwrap();
+    assert_eq!(ran.report.termination, Termination::Cancelled, "{mode}");
+    assert!(
+        ran.report.wall_time < Duration::from_secs(2),
+        "{mode}: {:?}",
+        ran.report.wall_time
+    );
+}
+
+#[test]
+fn a_cancelled_job_stops_at_once_whether_it_spins_or_sleeps() {
+    stopped_when_cancelled(art::TP_INFINITE_LOOP, "spin");
+    stopped_when_cancelled(art::TP_INFINITE_LOOP, "sleep");
+    stopped_when_cancelled(art::TP_P1_INFINITE_LOOP, "spin");
+    stopped_when_cancelled(art::TP_P1_INFINITE_LOOP, "sleep");
+    host_still_healthy();
+}
+
 #[test]
 fn an_infinite_loop_hits_the_cpu_time_limit() {
     let limits = JobLimits {

@@ -7,6 +7,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use netmind_protocol::orders::{Order, Signed};
 use netmind_protocol::work::{Receipt, Start};
+use tracing::Instrument;
 
 use super::State;
 use super::error::{ApiError, Kind};
@@ -110,9 +111,9 @@ pub(super) fn hosts(state: &State) -> Response<Body> {
 
 fn work_error(e: &WorkError) -> ApiError {
     let kind = match e {
-        WorkError::UnknownDeal(_) => Kind::NotFound,
-        WorkError::NotYours { .. } => Kind::NotMaker,
-        WorkError::Closed { .. } => Kind::Duplicate,
+        WorkError::UnknownDeal(_) | WorkError::UnknownJob(_) => Kind::NotFound,
+        WorkError::NotYours { .. } | WorkError::NotOwner { .. } => Kind::NotMaker,
+        WorkError::Closed { .. } | WorkError::Finished { .. } => Kind::Duplicate,
     };
     ApiError::new(kind, e.to_string())
 }
@@ -164,8 +165,13 @@ async fn record(
         Work::Start(s) => s.order.deal,
         Work::Receipt(r) => r.order.deal,
         Work::Lapse { deal, .. } => *deal,
+        Work::Extra { job, .. } | Work::Cancel { job, .. } => *job,
     };
-    let job = jobs.job_of_deal(&deal).map(view).unwrap_or_default();
+    let job = jobs
+        .job_of_deal(&deal)
+        .or_else(|| jobs.job(&deal))
+        .map(view)
+        .unwrap_or_default();
     Ok(wire::json(StatusCode::OK, &job))
 }
 
@@ -212,10 +218,35 @@ pub(super) async fn receipt(
             )));
         }
     }
-    record(state, Work::Receipt(signed), move |jobs| {
+    let (deal, host) = (r.deal, r.host);
+    // The receipt is counted and the job decided by majority (docs/TELEMETRY.md).
+    let span = tracing::info_span!(
+        target: "market::jobs",
+        "market.verify",
+        deal = %deal,
+        host = %host,
+        job_id = tracing::field::Empty,
+        state = tracing::field::Empty
+    );
+    let answer = record(state, Work::Receipt(signed), move |jobs| {
         jobs.check_receipt(&r)
     })
-    .await
+    .instrument(span.clone())
+    .await;
+    // Replicas without a majority go to one more host now, not at the next tick.
+    place_extras(state, now_ms()).await;
+    if !span.is_disabled() {
+        let jobs = state
+            .sequencer()
+            .jobs()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(job) = jobs.job_of_deal(&deal) {
+            span.record("job_id", tracing::field::display(job.id));
+            span.record("state", job.state.name());
+        }
+    }
+    answer
 }
 
 /// Lapses the deals whose lease ran out at `now` and places their replicas
@@ -267,6 +298,86 @@ pub(crate) async fn lapse_due(state: &State, now: crate::engine::Time) -> usize 
     done
 }
 
+/// A signed cancel (already verified) of a job that has deals: the bid is
+/// no longer (only) in the book, so the engine alone cannot cancel it. The
+/// cancel is stored in the work log, the job and its unreported replicas
+/// become `cancelled` (hosts following the event stream stop them), and
+/// what is left of the bid and of the bids placed for it leaves the book.
+/// `None` when `id` is no such job: the caller cancels an order.
+pub(super) async fn cancel_job(
+    state: &State,
+    id: B256,
+    by: alloy_primitives::Address,
+) -> Result<Option<Response<Body>>, ApiError> {
+    let placed = {
+        let jobs = state
+            .sequencer()
+            .jobs()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match jobs.job(&id) {
+            Some(job) if job.id == id && !job.deals.is_empty() => jobs.placed_for(&id),
+            _ => return Ok(None),
+        }
+    };
+    let answer = record(state, Work::Cancel { job: id, by }, |jobs| {
+        jobs.check_cancel(&id, by)
+    })
+    .await?;
+    for bid in std::iter::once(id).chain(placed) {
+        // Already matched in full, or gone: nothing of it rests in the book.
+        let _ = state
+            .sequencer()
+            .submit(crate::engine::Command::Cancel { id: bid, by })
+            .await;
+    }
+    Ok(Some(answer))
+}
+
+/// Places one more replica of each job whose replicas all reported without
+/// a majority (see [`crate::jobs::Jobs::due_extras`]); returns how many.
+pub(crate) async fn place_extras(state: &State, now: crate::engine::Time) -> usize {
+    let due = state
+        .sequencer()
+        .jobs()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .due_extras(now);
+    let mut done = 0;
+    for x in due {
+        let work = Work::Extra {
+            job: x.job,
+            retry: x.retry.id,
+        };
+        if let Err(e) = state.journal().append_work(&work, now).await {
+            tracing::error!(target: "market::jobs", error = %e, "cannot store an extra replica; retrying later");
+            break;
+        }
+        {
+            let mut jobs = state
+                .sequencer()
+                .jobs()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // Another caller placed it first.
+            if work.apply(&mut jobs, now).is_err() {
+                continue;
+            }
+            let _ = state.sequencer().job_changes().send(jobs.take_changed());
+        }
+        tracing::info!(target: "market::jobs", job = %x.job, "no majority yet; placing one more replica");
+        if let Err(e) = state
+            .sequencer()
+            .submit(crate::engine::Command::Bid(x.retry))
+            .await
+        {
+            tracing::error!(target: "market::jobs", error = %e, "cannot place an extra replica");
+        }
+        done += 1;
+    }
+    done
+}
+
 /// Checks leases once a second while the state is alive.
 pub(crate) async fn keep_leases(state: std::sync::Weak<State>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -276,5 +387,6 @@ pub(crate) async fn keep_leases(state: std::sync::Weak<State>) {
             return;
         };
         lapse_due(&state, now_ms()).await;
+        place_extras(&state, now_ms()).await;
     }
 }

@@ -216,12 +216,17 @@ pub async fn serve(
 }
 
 async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    // `market.request` in OpenTelemetry: a child of the caller's span when
+    // it sent W3C trace context (docs/TELEMETRY.md).
     let span = tracing::debug_span!(
         target: "market::api",
         "request",
+        otel.name = "market.request",
+        otel.kind = "server",
         method = %req.method(),
         path = %req.uri().path()
     );
+    crate::telemetry::continue_from(&span, req.headers());
     let result = match state.by_ip.take(&peer.ip()) {
         Err(wait) => Err(ApiError::rate_limited(
             format!(

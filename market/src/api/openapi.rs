@@ -155,7 +155,8 @@ fn schemas() -> Value {
                 "bundle": reference("Hash"), "input": reference("Hash"), "created": uint(64), "updated": uint(64),
                 "deals": { "type": "array", "items": { "type": "object" } },
                 "result": { "type": "object", "properties": { "output": reference("Hash"), "status": { "type": "string" }, "exit": { "type": "integer" }, "hosts": addresses() } },
-                "reason": { "type": "string" }
+                "reason": { "type": "string" },
+                "traceparent": { "type": "string", "description": "W3C trace context of the job's trace, when its submitter was traced (docs/TELEMETRY.md); hosts continue the trace from it" }
             }
         },
         "Deal": {

@@ -7,6 +7,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use netmind_protocol::orders::{Cancel, JobOrder, Offer as SignedOffer, Order, Signed};
 use serde::Serialize;
+use tracing::Instrument;
 
 use super::State;
 use super::error::{self, ApiError, Kind};
@@ -138,6 +139,7 @@ fn placed(
             _ => {}
         }
     }
+    crate::telemetry::count_order(kind, &class, deals.len());
     let remaining = if open {
         size.saturating_sub(deals.len() as u32)
     } else {
@@ -165,8 +167,67 @@ pub(super) async fn post_offer(
     check_expiry("offer", "expiry", offer.expiry)?;
     let (id, class, slots) = (offer.id, offer.class.clone(), offer.slots);
     let json = serde_json::to_string(&signed).ok();
-    let events = sequence(state, Command::Offer(offer), json).await?;
+    let order = tracing::info_span!(
+        target: "market::orders",
+        "market.order",
+        order_id = %id,
+        kind = "offer",
+        %class
+    );
+    let events = matched(&order, id, sequence(state, Command::Offer(offer), json)).await?;
+    if crate::telemetry::enabled() {
+        trace_matches_into_jobs(state, id, &events);
+    }
     placed(id, "offer", class, slots, &events)
+}
+
+/// Sequences an order (`sequenced`) under a `market.match` span, child of
+/// its `market.order` span, that records how many deals it made.
+async fn matched(
+    order: &tracing::Span,
+    id: B256,
+    sequenced: impl std::future::Future<Output = Result<Vec<Event>, ApiError>>,
+) -> Result<Vec<Event>, ApiError> {
+    let span = tracing::info_span!(
+        target: "market::orders",
+        parent: order,
+        "market.match",
+        order_id = %id,
+        deals = tracing::field::Empty
+    );
+    let events = sequenced.instrument(span.clone()).await?;
+    let deals = events
+        .iter()
+        .filter(|e| matches!(e, Event::Deal(_)))
+        .count();
+    span.record("deals", deals);
+    Ok(events)
+}
+
+/// An offer matched bids that were waiting: records a `market.match` span
+/// in each such job's trace too.
+fn trace_matches_into_jobs(state: &State, offer: B256, events: &[Event]) {
+    let jobs = state
+        .sequencer
+        .jobs()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    for e in events {
+        if let Event::Deal(d) = e
+            && let Some(tp) = jobs.job(&d.bid).and_then(|j| j.traceparent.as_deref())
+        {
+            let span = tracing::info_span!(
+                target: "market::orders",
+                parent: None,
+                "market.match",
+                order_id = %d.bid,
+                deal = %d.id,
+                offer = %offer,
+                deals = 1
+            );
+            crate::telemetry::continue_traceparent(&span, tp);
+        }
+    }
 }
 
 pub(super) async fn post_bid(
@@ -185,8 +246,34 @@ pub(super) async fn post_bid(
     }
     let (id, class, replicas) = (bid.id, bid.class.clone(), bid.replicas);
     let json = serde_json::to_string(&signed).ok();
-    let events = sequence(state, Command::Bid(bid), json).await?;
-    placed(id, "bid", class, replicas, &events)
+    let order = tracing::info_span!(
+        target: "market::orders",
+        "market.order",
+        order_id = %id,
+        kind = "bid",
+        %class,
+        replicas
+    );
+    // The job keeps this span's context, so its hosts join the submitter's trace.
+    let traceparent = crate::telemetry::traceparent(&order);
+    if let Some(tp) = &traceparent {
+        let mut jobs = state
+            .sequencer
+            .jobs()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        jobs.expect_trace(id, tp.clone());
+    }
+    let events = matched(&order, id, sequence(state, Command::Bid(bid), json)).await;
+    if traceparent.is_some() {
+        let mut jobs = state
+            .sequencer
+            .jobs()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        jobs.forget_trace(&id);
+    }
+    placed(id, "bid", class, replicas, &events?)
 }
 
 pub(super) async fn post_cancel(
@@ -206,6 +293,10 @@ pub(super) async fn post_cancel(
     let c = &signed.order;
     take_token(state, c.maker)?;
     check_expiry("cancel", "expiry", c.expiry)?;
+    // A job under way is cancelled as a job (its replicas stop too).
+    if let Some(answer) = super::jobs::cancel_job(state, c.order, c.maker).await? {
+        return Ok(answer);
+    }
     let events = sequence(
         state,
         Command::Cancel {

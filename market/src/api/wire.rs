@@ -82,6 +82,10 @@ pub(crate) fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
 /// Parses JSON, naming the field at fault: e.g. `order.slots: invalid value:
 /// integer -1, expected u32 at line 1 column 80`.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+    // The fast path; only a body that fails is parsed again to name the field.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -4,6 +4,8 @@
 //! placed again as a bid of one replica that denies every host the job has
 //! used, so it goes to another host. No job is lost when a host dies, and
 //! none runs twice for pay: the lapsed host's late receipt is refused.
+//! Replicas whose reports have no majority get one more the same way
+//! ([`Jobs::due_extras`]).
 
 use alloy_primitives::{Address, B256};
 use sha2::{Digest, Sha256};
@@ -28,6 +30,44 @@ pub struct Lapse {
     pub host: Address,
     /// The bid for one replica elsewhere.
     pub retry: Bid,
+}
+
+/// One more replica for a job whose reports had no majority.
+#[derive(Debug, Clone)]
+pub struct Extra {
+    /// The job.
+    pub job: B256,
+    /// The bid for one replica on a host the job has not used.
+    pub retry: Bid,
+}
+
+/// The id of the bid that places the `n`th extra replica of `job`.
+pub(super) fn extra_id(job: &B256, n: u32) -> B256 {
+    let mut h = Sha256::new();
+    h.update(b"netmind extra");
+    h.update(job);
+    h.update(n.to_be_bytes());
+    B256::from(<[u8; 32]>::from(h.finalize()))
+}
+
+/// A bid for one replica of `job`, denying every host it has used.
+fn one_more(job: &super::Job, bid: &Bid, id: B256, now: Time) -> Bid {
+    let mut req = bid.req.clone();
+    for used in &job.deals {
+        if !req.deny.contains(&used.host) {
+            req.deny.push(used.host);
+        }
+    }
+    Bid {
+        id,
+        owner: bid.owner,
+        class: bid.class.clone(),
+        req,
+        max_price: bid.max_price,
+        max_seconds: bid.max_seconds,
+        replicas: 1,
+        deadline: bid.deadline.max(now.saturating_add(600_000)),
+    }
 }
 
 /// The id of the bid that places a lapsed deal's replica again.
@@ -60,26 +100,11 @@ impl Jobs {
                 if now < due {
                     continue;
                 }
-                let mut req = bid.req.clone();
-                for used in &job.deals {
-                    if !req.deny.contains(&used.host) {
-                        req.deny.push(used.host);
-                    }
-                }
                 out.push(Lapse {
                     job: job.id,
                     deal: d.id,
                     host: d.host,
-                    retry: Bid {
-                        id: retry_id(&job.id, &d.id),
-                        owner: bid.owner,
-                        class: bid.class.clone(),
-                        req,
-                        max_price: bid.max_price,
-                        max_seconds: bid.max_seconds,
-                        replicas: 1,
-                        deadline: bid.deadline.max(now.saturating_add(600_000)),
-                    },
+                    retry: one_more(job, bid, retry_id(&job.id, &d.id), now),
                 });
             }
         }
@@ -129,11 +154,67 @@ impl Jobs {
                 JobState::Queued
             };
         }
+        self.adopt(job_id, retry);
+        self.changed.push(job_id);
+        Ok(())
+    }
+
+    /// Jobs whose every replica reported without a majority, with the bid
+    /// for one more replica each (on a host the job has not used).
+    pub fn due_extras(&self, now: Time) -> Vec<Extra> {
+        let mut out = Vec::new();
+        for id in &self.wanting {
+            let Some(job) = self.jobs.get(id) else {
+                continue;
+            };
+            let Some(bid) = &job.bid else { continue };
+            if job.state.finished() || !job.wants_extra {
+                continue;
+            }
+            out.push(Extra {
+                job: job.id,
+                retry: one_more(job, bid, extra_id(&job.id, job.extra_replicas + 1), now),
+            });
+        }
+        out
+    }
+
+    /// Records that bid `retry` places one more replica of `job_id`, and
+    /// routes its deals to the job.
+    ///
+    /// # Errors
+    ///
+    /// The job is unknown, finished, or wants no extra replica.
+    pub fn add_replica(&mut self, job_id: B256, retry: B256, at: Time) -> Result<(), WorkError> {
+        self.wanting.remove(&job_id);
+        let job = self
+            .jobs
+            .get_mut(&job_id)
+            .ok_or(WorkError::UnknownDeal(job_id))?;
+        if job.state.finished() || !job.wants_extra {
+            return Err(WorkError::Closed {
+                deal: job_id,
+                state: DealState::Reported,
+                job: job.state.name(),
+            });
+        }
+        job.wants_extra = false;
+        job.extra_replicas += 1;
+        job.updated = at;
+        self.adopt(job_id, retry);
+        self.changed.push(job_id);
+        Ok(())
+    }
+
+    /// Routes the deals of bid `retry` to `job_id`, merging any already
+    /// seen (as when replaying, where the bid came before its record).
+    fn adopt(&mut self, job_id: B256, retry: B256) {
         self.aliases.insert(retry, job_id);
-        // Replaying: the retry's bid and deals were seen before this lapse.
         if let Some(orphan) = self.jobs.remove(&retry) {
             self.order.remove(&(orphan.created, retry));
-            let job = self.jobs.get_mut(&job_id).expect("checked above");
+            let Some(job) = self.jobs.get_mut(&job_id) else {
+                return;
+            };
             for d in orphan.deals {
                 self.by_deal.insert(d.id, job_id);
                 if job.state == JobState::Queued {
@@ -142,7 +223,5 @@ impl Jobs {
                 job.deals.push(d);
             }
         }
-        self.changed.push(job_id);
-        Ok(())
     }
 }

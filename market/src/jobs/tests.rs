@@ -141,17 +141,94 @@ fn the_majority_of_three_replicas_wins_and_the_minority_is_rejected() {
     assert_eq!(j.deals[0].state, DealState::Rejected);
 }
 
+/// Feeds the deal that bid `retry` got from `host` (as the engine would).
+fn extra_deal(jobs: &mut Jobs, retry: &Bid, host: Address, n: u8, at: Time) -> B256 {
+    let deal = crate::engine::Deal {
+        id: B256::repeat_byte(0x70 + n),
+        bid: retry.id,
+        offer: id(200 + u64::from(n)),
+        owner: OWNER,
+        host,
+        class: "cpu".into(),
+        price: 10,
+        seconds: 60,
+        replica: 0,
+        time: at,
+    };
+    jobs.apply_entry(&Entry {
+        command: Command::Bid(retry.clone()),
+        at,
+        events: vec![Event::Deal(deal.clone())],
+        signed: None,
+    });
+    deal.id
+}
+
 #[test]
-fn two_replicas_that_disagree_fail_the_job() {
+fn two_replicas_that_disagree_go_to_a_third_host_whose_majority_wins() {
     let (mut jobs, deals) = market(2, 2);
     jobs.receipt(&receipt(deals[0].0, deals[0].1, 1), 10)
         .unwrap();
     let j = jobs
         .receipt(&receipt(deals[1].0, deals[1].1, 2), 11)
         .unwrap();
-    assert_eq!(j.state, JobState::Failed);
-    assert!(j.reason.as_ref().unwrap().contains("no majority"));
+    assert_eq!(
+        j.state,
+        JobState::Verifying,
+        "no majority yet: one more host"
+    );
     assert!(j.result.is_none(), "nothing is released without a majority");
+    let due = jobs.due_extras(12);
+    assert_eq!(due.len(), 1);
+    let retry = due[0].retry.clone();
+    assert_eq!(retry.replicas, 1);
+    assert!(
+        retry.req.deny.contains(&deals[0].1) && retry.req.deny.contains(&deals[1].1),
+        "the extra replica goes to a host the job has not used"
+    );
+    jobs.add_replica(id(100), retry.id, 12).unwrap();
+    assert!(jobs.due_extras(13).is_empty(), "one extra at a time");
+    assert!(
+        jobs.add_replica(id(100), retry.id, 13).is_err(),
+        "a second record of the same extra changes nothing"
+    );
+    let third = extra_deal(&mut jobs, &retry, host(9), 0, 14);
+    let j = jobs.receipt(&receipt(third, host(9), 2), 20).unwrap();
+    assert_eq!(j.state, JobState::Done);
+    assert_eq!(j.extra_replicas, 1);
+    let r = j.result.as_ref().unwrap();
+    assert_eq!(r.output, B256::repeat_byte(2));
+    assert_eq!(r.hosts, vec![deals[1].1, host(9)]);
+    assert_eq!(j.deals[0].state, DealState::Rejected);
+}
+
+#[test]
+fn replicas_that_never_agree_fail_the_job_after_twice_as_many_plus_one() {
+    let (mut jobs, deals) = market(2, 2);
+    jobs.receipt(&receipt(deals[0].0, deals[0].1, 1), 10)
+        .unwrap();
+    jobs.receipt(&receipt(deals[1].0, deals[1].1, 2), 11)
+        .unwrap();
+    // Three more hosts, each with yet another answer: 5 = 2 × 2 + 1 reports.
+    for n in 0..3u8 {
+        let due = jobs.due_extras(20);
+        assert_eq!(due.len(), 1, "extra {n}");
+        let retry = due[0].retry.clone();
+        jobs.add_replica(id(100), retry.id, 20).unwrap();
+        let h = host(20 + n);
+        let deal = extra_deal(&mut jobs, &retry, h, n, 21);
+        jobs.receipt(&receipt(deal, h, 3 + n), 30).unwrap();
+    }
+    let j = jobs.job(&id(100)).unwrap();
+    assert_eq!(j.state, JobState::Failed);
+    assert_eq!(j.extra_replicas, 3);
+    assert!(
+        j.reason.as_ref().unwrap().contains("no majority"),
+        "{:?}",
+        j.reason
+    );
+    assert!(j.result.is_none());
+    assert!(jobs.due_extras(40).is_empty());
 }
 
 #[test]

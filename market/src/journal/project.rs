@@ -1,20 +1,23 @@
 //! The derived tables (`orders`, `deals`) projected from the journal.
 //!
 //! An order is acknowledged once its journal row is committed; the rows
-//! derived from it go in right after, many entries to a transaction, so the
-//! random-keyed indexes of those tables cost a page write per page touched,
-//! not per order. `meta.projected` records the last entry projected, in the
+//! derived from it follow in larger transactions: the projector gathers
+//! entries for up to [`GATHER`] (or [`MAX_ENTRIES`] of them), so that the
+//! random-keyed indexes of those tables cost a page write per page touched
+//! in that time, not per order. A reader that needs the tables
+//! ([`super::Journal::caught_up`]) cuts the wait short. `meta.projected` records the last entry projected, in the
 //! same transaction as the rows; [`super::Journal::replay`] projects what
 //! follows it after a crash. Readers of the derived tables first wait until
 //! every entry committed before their request is projected
 //! ([`super::Journal::caught_up`]), so a client reads its own writes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::{Committed, Result, Val, insert};
 use crate::engine::{Command, Event};
@@ -23,7 +26,11 @@ use crate::engine::{Command, Event};
 pub(super) type Unit = (i64, Committed);
 
 /// The most entries projected in one transaction.
-const MAX_ENTRIES: usize = 4_096;
+const MAX_ENTRIES: usize = 16_384;
+
+/// How long the projector gathers entries before it writes them, unless a
+/// reader is waiting or [`MAX_ENTRIES`] are queued.
+const GATHER: Duration = Duration::from_millis(250);
 
 /// The last projected entry, as recorded.
 pub(super) async fn recorded(pool: &AnyPool) -> Result<i64> {
@@ -34,12 +41,22 @@ pub(super) async fn recorded(pool: &AnyPool) -> Result<i64> {
     Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
+/// How readers hurry the projector.
+#[derive(Debug, Default)]
+pub(super) struct Hurry {
+    /// The last entry a reader waits for.
+    pub(super) wanted: AtomicI64,
+    /// Rung when `wanted` grows.
+    pub(super) notify: Notify,
+}
+
 /// Writes the rows derived from `units` and records the last one projected,
 /// in one transaction. Rows already there are left alone.
 pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Unit]) -> Result<i64> {
     let mut deals = Vec::new();
     let mut orders = Vec::new();
     let mut last = 0;
+
     for (first, entries) in units {
         for (n, entry) in entries.iter().enumerate() {
             let seq = first + n as i64;
@@ -124,23 +141,37 @@ pub(super) async fn run(
     postgres: bool,
     mut rx: mpsc::Receiver<Unit>,
     projected: Arc<watch::Sender<i64>>,
+    hurry: Arc<Hurry>,
 ) {
     let mut units = Vec::new();
     let mut conn: Option<PoolConnection<Any>> = None;
+    let mut done = *projected.borrow();
     loop {
         if rx.recv_many(&mut units, 1024).await == 0 {
             return;
         }
-        // Everything queued, up to a bound, goes into one transaction.
+        // Everything that arrives in the next `GATHER`, up to a bound, goes
+        // into one transaction; a waiting reader, or the last sender
+        // leaving, ends the gathering early.
         let mut size: usize = units.iter().map(|(_, e)| e.len()).sum();
-        while size < MAX_ENTRIES {
-            match rx.try_recv() {
-                Ok(unit) => {
-                    size += unit.1.len();
-                    units.push(unit);
-                }
-                Err(_) => break,
+        let deadline = tokio::time::Instant::now() + GATHER;
+        while size < MAX_ENTRIES && hurry.wanted.load(Ordering::Acquire) <= done {
+            tokio::select! {
+                biased;
+                () = hurry.notify.notified() => break,
+                unit = rx.recv() => match unit {
+                    Some(unit) => {
+                        size += unit.1.len();
+                        units.push(unit);
+                    }
+                    None => break,
+                },
+                () = tokio::time::sleep_until(deadline) => break,
             }
+        }
+        // Whatever else is queued rides along.
+        while let Ok(unit) = rx.try_recv() {
+            units.push(unit);
         }
         let mut wait = Duration::from_millis(50);
         loop {
@@ -157,6 +188,7 @@ pub(super) async fn run(
             }
             match result {
                 Ok(last) => {
+                    done = last;
                     projected.send_replace(last);
                     break;
                 }

@@ -29,6 +29,21 @@ pub enum Work {
         /// The bid placing the replica again.
         retry: B256,
     },
+    /// The owner cancelled the job (a signed cancel of its bid).
+    Cancel {
+        /// The job.
+        job: B256,
+        /// Its owner.
+        by: Address,
+    },
+    /// The market's own decision: the job's reports had no majority, so
+    /// bid `retry` places one more replica.
+    Extra {
+        /// The job.
+        job: B256,
+        /// The bid for the extra replica.
+        retry: B256,
+    },
 }
 
 impl Work {
@@ -58,6 +73,18 @@ impl Work {
                 serde_json::json!({ "job": job, "deal": deal, "host": host, "retry": retry })
                     .to_string(),
             ),
+            Self::Cancel { job, by } => (
+                "cancel",
+                job.to_string(),
+                *by,
+                serde_json::json!({ "job": job, "by": by }).to_string(),
+            ),
+            Self::Extra { job, retry } => (
+                "extra",
+                job.to_string(),
+                Address::ZERO,
+                serde_json::json!({ "job": job, "retry": retry }).to_string(),
+            ),
         }
     }
 
@@ -73,8 +100,22 @@ impl Work {
             Self::Lapse {
                 job, deal, retry, ..
             } => jobs.lapse(*job, *deal, *retry, at),
+            Self::Extra { job, retry } => jobs.add_replica(*job, *retry, at),
+            Self::Cancel { job, by } => jobs.cancel(job, *by, at),
         }
     }
+}
+
+#[derive(serde::Deserialize)]
+struct CancelRow {
+    job: B256,
+    by: Address,
+}
+
+#[derive(serde::Deserialize)]
+struct ExtraRow {
+    job: B256,
+    retry: B256,
 }
 
 #[derive(serde::Deserialize)]
@@ -124,6 +165,14 @@ impl Journal {
                     deal: l.deal,
                     host: l.host,
                     retry: l.retry,
+                }),
+                "cancel" => serde_json::from_str::<CancelRow>(&text).map(|c| Work::Cancel {
+                    job: c.job,
+                    by: c.by,
+                }),
+                "extra" => serde_json::from_str::<ExtraRow>(&text).map(|e| Work::Extra {
+                    job: e.job,
+                    retry: e.retry,
                 }),
                 _ => serde_json::from_str(&text).map(Work::Receipt),
             };

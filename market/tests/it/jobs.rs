@@ -33,17 +33,26 @@ async fn matched(
     hosts: &[PrivateKeySigner],
     replicas: u32,
 ) -> (B256, Vec<(B256, PrivateKeySigner)>) {
+    matched_by(m, hosts, replicas, &PrivateKeySigner::random()).await
+}
+
+/// As [`matched`], for a job of `owner`.
+async fn matched_by(
+    m: &TestMarket,
+    hosts: &[PrivateKeySigner],
+    replicas: u32,
+    owner: &PrivateKeySigner,
+) -> (B256, Vec<(B256, PrivateKeySigner)>) {
     for h in hosts {
         let (s, body) = m
             .post("/v1/offers", &sign(offer(h, "gpu-24g", 100, 1), h))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
     }
-    let owner = PrivateKeySigner::random();
     let (s, placed) = m
         .post(
             "/v1/bids",
-            &sign(job(&owner, "gpu-24g", 150, replicas), &owner),
+            &sign(job(owner, "gpu-24g", 150, replicas), owner),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{placed}");
@@ -270,6 +279,134 @@ async fn forged_foreign_unknown_duplicate_and_unbacked_reports_are_refused_and_c
         "malformed",
         &["unknown job state"],
     );
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn replicas_without_a_majority_go_to_one_more_host_whose_answer_decides() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = TestMarket::start(config(&dir.path().join("m"), None)).await;
+    let hosts: Vec<_> = (0..3).map(|_| PrivateKeySigner::random()).collect();
+    let (id, deals) = matched(&m, &hosts[..2], 2).await;
+    // Only now does the third host offer: the extra replica must find it.
+    let (s, body) = m
+        .post(
+            "/v1/offers",
+            &sign(offer(&hosts[2], "gpu-24g", 100, 1), &hosts[2]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let one = upload(&m, b"one answer").await;
+    let other = upload(&m, b"another answer").await;
+    let (deal, key) = &deals[0];
+    m.post("/v1/receipts", &sign(receipt(key, *deal, one), key))
+        .await;
+    let (deal, key) = &deals[1];
+    let (s, j) = m
+        .post("/v1/receipts", &sign(receipt(key, *deal, other), key))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    assert_eq!(
+        j["state"], "verifying",
+        "1 against 1: not failed, one more host"
+    );
+    assert!(j.get("result").is_none(), "{j}");
+    // The extra replica is placed at once, on the host the job has not used.
+    let (_, j) = m.get(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(j["extra_replicas"], 1, "{j}");
+    let third = &j["deals"][2];
+    assert_eq!(third["state"], "assigned", "{j}");
+    assert_eq!(
+        third["host"],
+        hosts[2].address().to_string().to_lowercase(),
+        "{j}"
+    );
+    let third: B256 = third["id"].as_str().unwrap().parse().unwrap();
+    let (s, j) = m
+        .post(
+            "/v1/receipts",
+            &sign(receipt(&hosts[2], third, other), &hosts[2]),
+        )
+        .await;
+    assert_eq!(
+        (s, j["state"].as_str()),
+        (StatusCode::OK, Some("done")),
+        "{j}"
+    );
+    assert_eq!(j["result"]["output"], other.to_string());
+    assert_eq!(j["deals"][0]["state"], "rejected", "{j}");
+    // A restart replays the extra replica from the work log.
+    let before = m.get(&format!("/v1/jobs/{id}")).await.1;
+    let config = m.stop().await;
+    let m = TestMarket::start(config).await;
+    let after = m.get(&format!("/v1/jobs/{id}")).await.1;
+    assert_eq!(before, after);
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn the_owner_cancels_a_running_job_its_replicas_stop_and_late_receipts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = TestMarket::start(config(&dir.path().join("m"), None)).await;
+    let hosts: Vec<_> = (0..2).map(|_| PrivateKeySigner::random()).collect();
+    let owner = PrivateKeySigner::random();
+    let (id, deals) = matched_by(&m, &hosts, 2, &owner).await;
+    let (deal, key) = &deals[0];
+    let start = sign(
+        Start {
+            host: key.address(),
+            deal: *deal,
+            at: now_ms(),
+        },
+        key,
+    );
+    assert_eq!(
+        m.post(&format!("/v1/deals/{deal}/start"), &start).await.0,
+        StatusCode::OK
+    );
+    // Only its owner may cancel it.
+    let stranger = PrivateKeySigner::random();
+    assert_error(
+        &m.post("/v1/cancels", &cancel(&stranger, id)).await,
+        StatusCode::FORBIDDEN,
+        "not_maker",
+        &["only its owner may cancel it"],
+    );
+    let (s, j) = m.post("/v1/cancels", &cancel(&owner, id)).await;
+    assert_eq!(
+        (s, j["state"].as_str()),
+        (StatusCode::OK, Some("cancelled")),
+        "{j}"
+    );
+    let states: Vec<&str> = j["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["cancelled", "cancelled"], "{j}");
+    // A second cancel finds nothing to cancel.
+    assert_error(
+        &m.post("/v1/cancels", &cancel(&owner, id)).await,
+        StatusCode::CONFLICT,
+        "duplicate",
+        &["already cancelled"],
+    );
+    // The host that ran it is not paid for a result after the cancel.
+    let out = upload(&m, b"too late").await;
+    assert_error(
+        &m.post("/v1/receipts", &sign(receipt(key, *deal, out), key))
+            .await,
+        StatusCode::CONFLICT,
+        "duplicate",
+        &["Cancelled"],
+    );
+    // The cancel is in the work log: a restart keeps it.
+    let config = m.stop().await;
+    let m = TestMarket::start(config).await;
+    let (_, j) = m.get(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(j["state"], "cancelled", "{j}");
+    assert_eq!(j["deals"][0]["state"], "cancelled", "{j}");
     m.stop().await;
 }
 
