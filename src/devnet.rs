@@ -145,6 +145,9 @@ pub(crate) fn devnet(args: DevnetArgs) -> Result<ExitCode> {
                 &url,
                 "--price",
                 &(100 + u64::from(i) * 10).to_string(),
+                // The devnet's hosts share one machine with the market and
+                // each other: the idle policy would see them as its owner.
+                "--no-idle",
             ])
             .arg("--keystore")
             .arg(&ks)

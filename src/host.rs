@@ -26,6 +26,10 @@ pub(crate) enum HostCommand {
     /// Run the host daemon: offer this machine's slots on a market, run the
     /// jobs it is assigned in the sandbox, and return signed receipts.
     Run(Box<crate::daemon::HostRunArgs>),
+    /// What the host daemon is doing and why: working or yielding to the
+    /// machine's owner (and the load that decided it), its slots, offer and
+    /// running deals. Exits 3 when no daemon runs with that data directory.
+    Status(crate::daemon::owner::StatusArgs),
     /// The GPU worker the sandbox starts for a job (internal; speaks a binary protocol on stdio).
     #[command(hide = true)]
     GpuWorker,
@@ -37,6 +41,7 @@ pub(crate) fn host(cmd: HostCommand) -> Result<ExitCode> {
         HostCommand::Gpu(args) => crate::gpu::list(&args),
         HostCommand::GpuWorker => Ok(netmind_host::gpu::worker::main()),
         HostCommand::Run(args) => crate::daemon::run(*args),
+        HostCommand::Status(args) => crate::daemon::owner::status(&args),
     }
 }
 

@@ -26,14 +26,20 @@ pub(crate) enum NodeCommand {
         #[arg(long)]
         datadir: PathBuf,
     },
-    /// Run an authority node: seal blocks and serve JSON-RPC.
+    /// Run a node: seal blocks (with `--authority-key`) or follow peers, and
+    /// serve JSON-RPC.
     Run {
         /// Directory initialised with `netmind node init`.
         #[arg(long)]
         datadir: PathBuf,
-        /// Keystore of the authority that seals blocks.
+        /// Keystore of the authority that seals blocks (none: a follower that
+        /// only imports blocks from `--peers`).
         #[arg(long)]
-        authority_key: PathBuf,
+        authority_key: Option<PathBuf>,
+        /// Static peers: comma-separated `http://HOST:PORT` or `ws://HOST:PORT`
+        /// JSON-RPC addresses of other nodes of the chain.
+        #[arg(long, value_delimiter = ',')]
+        peers: Vec<String>,
         /// File whose first line is the keystore password (else `NETMIND_KEY_PASSWORD` or a prompt).
         #[arg(long)]
         password_file: Option<PathBuf>,
@@ -101,9 +107,16 @@ pub(crate) fn node(cmd: NodeCommand) -> Result<ExitCode> {
             password_file,
             http,
             ws,
+            peers,
         } => {
-            let signer = crate::wallet::open(&authority_key, password_file.as_deref())?;
-            serve(&datadir, http, ws, signer)?;
+            let signer = match authority_key {
+                Some(k) => Some(crate::wallet::open(&k, password_file.as_deref())?),
+                None if peers.is_empty() => {
+                    anyhow::bail!("a node without --authority-key follows --peers: give at least one")
+                }
+                None => None,
+            };
+            serve(&datadir, http, ws, signer, &peers)?;
         }
         NodeCommand::Dev {
             datadir,
@@ -128,7 +141,7 @@ pub(crate) fn node(cmd: NodeCommand) -> Result<ExitCode> {
             for (key, signer) in DEV_KEYS.iter().zip(dev_signers()) {
                 eprintln!("  {}  0x{key}", signer.address());
             }
-            serve(dir, http, ws, dev_signers().remove(0))?;
+            serve(dir, http, ws, Some(dev_signers().remove(0)), &[])?;
         }
         NodeCommand::Import {
             datadir,
@@ -232,7 +245,8 @@ fn serve(
     datadir: &Path,
     http: SocketAddr,
     ws: Option<SocketAddr>,
-    signer: alloy_signer_local::PrivateKeySigner,
+    signer: Option<alloy_signer_local::PrivateKeySigner>,
+    peers: &[String],
 ) -> Result<()> {
     let cfg = NodeConfig {
         datadir: datadir.to_path_buf(),
@@ -241,7 +255,16 @@ fn serve(
         pool: PoolConfig::default(),
     };
     crate::market::runtime()?.block_on(async {
-        let running: Running = start(cfg, signer).await.context("cannot start the node")?;
+        let running: Running = match signer {
+            Some(signer) => start(cfg, signer).await,
+            None => netmind_chain::node::start_follower(cfg).await,
+        }
+        .context("cannot start the node")?;
+        let net = if peers.is_empty() {
+            None
+        } else {
+            Some(netmind_chain::net::spawn(running.node.clone(), peers)?)
+        };
         let http = running.http_addr;
         match running.ws_addr {
             Some(ws) => eprintln!(
@@ -252,6 +275,9 @@ fn serve(
         tokio::signal::ctrl_c()
             .await
             .context("cannot wait for Ctrl-C")?;
+        if let Some(net) = net {
+            net.abort();
+        }
         running.stop().await;
         Ok(())
     })

@@ -203,6 +203,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         seed: args.seed,
         observer: Some(Arc::new(Terminal { bar: bar.clone() })),
         cancel: None,
+        pause: None,
     })?;
     bar.finish_and_clear();
 

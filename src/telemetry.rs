@@ -124,12 +124,19 @@ fn set(var: &str) -> bool {
     std::env::var_os(var).is_some_and(|v| !v.is_empty())
 }
 
+/// `OTEL_TRACES_EXPORTER=none` and the like turn one signal off.
+fn off(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v.trim().eq_ignore_ascii_case("none"))
+}
+
 fn traces_configured() -> bool {
-    set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+        && !off("OTEL_TRACES_EXPORTER")
 }
 
 fn metrics_configured() -> bool {
-    set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+    (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
+        && !off("OTEL_METRICS_EXPORTER")
 }
 
 /// Whether an endpoint is set and the SDK is not disabled.

@@ -50,6 +50,10 @@ pub struct RunOptions {
     /// ends with [`Termination::Cancelled`]. For a job its owner cancelled,
     /// or work a host hands back.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// While it is set the job is paused at its next epoch tick (a few
+    /// ms): it uses no CPU, and the paused time does not count against its
+    /// wall time. For a host whose owner is using the machine.
+    pub pause: Option<Arc<AtomicBool>>,
 }
 
 impl fmt::Debug for RunOptions {
@@ -167,11 +171,26 @@ pub(crate) struct Guard {
     pub(crate) killed: Option<LimitKind>,
     pub(crate) cancel: Option<Arc<AtomicBool>>,
     pub(crate) cancelled: bool,
+    pause: Option<Arc<AtomicBool>>,
 }
 
 impl Guard {
     fn check(&mut self) -> wasmtime::Result<UpdateDeadline> {
         self.ticks += 1;
+        if let Some(pause) = &self.pause
+            && pause.load(Ordering::Relaxed)
+        {
+            let paused = Instant::now();
+            while pause.load(Ordering::Relaxed)
+                && !self
+                    .cancel
+                    .as_ref()
+                    .is_some_and(|c| c.load(Ordering::Relaxed))
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            self.started += paused.elapsed();
+        }
         if self
             .cancel
             .as_ref()
@@ -376,6 +395,7 @@ impl Job {
             ticks: 0,
             cancel: opts.cancel.clone(),
             cancelled: false,
+            pause: opts.pause.clone(),
             killed: None,
         };
         let fuel_budget = limits.fuel.unwrap_or(u64::MAX);

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use alloy_primitives::{Address, B256};
-use netmind_protocol::work::{Receipt, Start};
+use netmind_protocol::work::{Receipt, Release, Start};
 use serde::Serialize;
 
 use crate::engine::{Command, Event, Price, Side, Time};
@@ -538,6 +538,36 @@ impl Jobs {
         self.touch(start.host, at);
         self.changed.push(id);
         Ok(&self.jobs[&id])
+    }
+
+    /// Checks that the host may hand back `release`'s deal (it holds it,
+    /// unreported, in a job under way).
+    ///
+    /// # Errors
+    ///
+    /// As [`Jobs::check_start`].
+    pub fn release(&mut self, release: &Release) -> Result<(), WorkError> {
+        self.deal_mut(release.deal, release.host).map(|_| ())
+    }
+
+    /// The bid that places `deal`'s replica again after its host hands it
+    /// back, with its job.
+    ///
+    /// # Errors
+    ///
+    /// As [`Jobs::check_start`].
+    pub fn release_bid(
+        &mut self,
+        release: &Release,
+        now: Time,
+    ) -> Result<(B256, crate::engine::Bid), WorkError> {
+        let (job, _) = self.deal_mut(release.deal, release.host)?;
+        let bid = job
+            .bid
+            .as_ref()
+            .ok_or(WorkError::UnknownDeal(release.deal))?;
+        let retry = lease::one_more(job, bid, lease::retry_id(&job.id, &release.deal), now);
+        Ok((job.id, retry))
     }
 
     /// Checks that `receipt` may be applied.

@@ -29,6 +29,9 @@ use crate::market::{KeyArgs, MarketArgs, runtime};
 use crate::offer::{ms_from_now, nonce};
 
 mod caps;
+mod config;
+mod idle;
+pub(crate) mod owner;
 mod work;
 
 #[derive(Debug, Args)]
@@ -37,24 +40,31 @@ pub(crate) struct HostRunArgs {
     market: MarketArgs,
     #[command(flatten)]
     key: KeyArgs,
-    /// Price asked per second, in NMT base units.
-    #[arg(long, default_value = "100")]
-    price: U256,
-    /// Jobs run at once.
-    #[arg(long, default_value_t = 1)]
-    slots: u32,
-    /// The resource class offered in.
-    #[arg(long, default_value = "cpu")]
-    class: String,
-    /// Where bundles, inputs and outputs are kept (default: a new temporary directory).
+    /// Price asked per second, in NMT base units [default: 100].
     #[arg(long)]
-    data: Option<PathBuf>,
-    /// How long each offer stands; it is renewed at half this.
-    #[arg(long, default_value = "60s")]
-    offer_ttl: humantime::Duration,
-    /// On SIGTERM, how long running jobs may take to finish.
-    #[arg(long, default_value = "30s")]
-    grace: humantime::Duration,
+    price: Option<U256>,
+    /// Jobs run at once [default: 1].
+    #[arg(long)]
+    slots: Option<u32>,
+    /// The resource class offered in [default: cpu].
+    #[arg(long)]
+    class: Option<String>,
+    /// Where bundles, inputs, outputs and the status file are kept.
+    #[arg(long, default_value_os_t = default_data())]
+    data: PathBuf,
+    /// The config file (TOML: price, slots, class, offer-ttl, grace and the
+    /// `[idle]` policy; see docs/HOSTS.md) [default: DATA/host.toml, if any].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Never yield to the machine's owner (ignore the idle policy).
+    #[arg(long)]
+    no_idle: bool,
+    /// How long each offer stands; it is renewed at half this [default: 60s].
+    #[arg(long)]
+    offer_ttl: Option<humantime::Duration>,
+    /// On SIGTERM, how long running jobs may take to finish [default: 30s].
+    #[arg(long)]
+    grace: Option<humantime::Duration>,
     #[command(flatten)]
     nn: crate::nn::NnArgs,
     #[command(flatten)]
@@ -78,6 +88,24 @@ pub(crate) struct Daemon {
     slots: Arc<Semaphore>,
     /// Wakes the offer task when a slot frees up.
     freed: tokio::sync::Notify,
+    /// The settings in force (flags, config file, defaults).
+    pub(crate) settings: config::Settings,
+    /// The owner uses the machine: no offer stands.
+    pub(crate) yielding: std::sync::atomic::AtomicBool,
+    /// Running jobs are paused (the sandbox's `RunOptions::pause`).
+    pub(crate) paused: Arc<std::sync::atomic::AtomicBool>,
+    /// Running jobs are stopped and handed back to the market.
+    pub(crate) handing_back: std::sync::atomic::AtomicBool,
+}
+
+/// Where a host keeps its data unless told: `$XDG_DATA_HOME/netmind/host`,
+/// else `~/.local/share/netmind/host`, else a directory under the temp dir.
+pub(crate) fn default_data() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("netmind/host")
 }
 
 pub(crate) fn run(args: HostRunArgs) -> Result<ExitCode> {
@@ -88,14 +116,30 @@ pub(crate) fn run(args: HostRunArgs) -> Result<ExitCode> {
 async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> {
     let client = args.market.client()?;
     let domain = retry("reach the market", || client.domain()).await?;
-    let data = match &args.data {
-        Some(d) => d.clone(),
-        None => tempfile::Builder::new()
-            .prefix("netmind-host-")
-            .tempdir()?
-            .keep(),
-    };
+    let data = args.data.clone();
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    // One daemon per data directory: its cache, status and config are its own.
+    let lock = std::fs::File::create(data.join("daemon.lock"))?;
+    if lock.try_lock().is_err() {
+        anyhow::bail!(
+            "another host daemon uses {}; stop it first (see `netmind host status --data {}`), \
+             or give this one another --data",
+            data.display(),
+            data.display()
+        );
+    }
+    let file = config::HostConfig::load(
+        args.config.as_deref().unwrap_or(&data.join("host.toml")),
+        args.config.is_some(),
+    )?;
+    let settings = file.settings(config::Flags {
+        price: args.price,
+        slots: args.slots,
+        class: args.class.clone(),
+        offer_ttl: args.offer_ttl.map(Into::into),
+        grace: args.grace.map(Into::into),
+        no_idle: args.no_idle,
+    });
     let nn = args.nn.build()?;
     let daemon = Arc::new(Daemon {
         client,
@@ -106,35 +150,49 @@ async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> 
         nn,
         taken: Mutex::default(),
         running: Mutex::default(),
-        slots: Arc::new(Semaphore::new(args.slots as usize)),
+        slots: Arc::new(Semaphore::new(settings.slots as usize)),
         freed: tokio::sync::Notify::new(),
+        yielding: Default::default(),
+        paused: Default::default(),
+        handing_back: Default::default(),
+        settings: settings.clone(),
         signer,
     });
     let me = daemon.signer.address();
     eprintln!(
         "host {me} serving the market at {} ({} slot(s) at {}/s in class {}); data in {}",
         daemon.client.base(),
-        args.slots,
-        args.price,
-        args.class,
+        settings.slots,
+        settings.price,
+        settings.class,
         daemon.data.display()
     );
     let offers = tokio::spawn(keep_offering(
         daemon.clone(),
-        args.price,
-        args.slots,
-        args.class.clone(),
-        *args.offer_ttl,
+        settings.price,
+        settings.slots,
+        settings.class.clone(),
+        settings.offer_ttl,
     ));
     let intake = tokio::spawn(take_deals(daemon.clone()));
+    let owner = tokio::spawn(owner::keep_idle_policy(
+        daemon.clone(),
+        settings.idle.clone(),
+    ));
     crate::market::shutdown_signal().await;
     eprintln!("stopping: withdrawing the offer and finishing running jobs");
     intake.abort();
     offers.abort();
+    owner.abort();
+    // Paused jobs finish too.
+    daemon
+        .paused
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     let _ = offers.await;
     withdraw(&daemon).await;
-    let all = args.slots;
-    let _ = tokio::time::timeout(*args.grace, daemon.slots.acquire_many(all)).await;
+    let all = settings.slots;
+    let _ = tokio::time::timeout(settings.grace, daemon.slots.acquire_many(all)).await;
+    drop(lock);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -166,7 +224,7 @@ pub(crate) async fn retry<
 }
 
 /// The offer currently standing, to withdraw on exit.
-static STANDING: Mutex<Option<B256>> = Mutex::new(None);
+pub(crate) static STANDING: Mutex<Option<B256>> = Mutex::new(None);
 
 /// Posts an offer for the free slots, renewing it at half its TTL.
 async fn keep_offering(d: Arc<Daemon>, price: U256, slots: u32, class: String, ttl: Duration) {
@@ -192,7 +250,7 @@ async fn keep_offering(d: Arc<Daemon>, price: U256, slots: u32, class: String, t
     loop {
         withdraw(&d).await;
         let free = d.slots.available_permits() as u32;
-        if free > 0 {
+        if free > 0 && !d.yielding.load(std::sync::atomic::Ordering::Relaxed) {
             let offer = Offer {
                 host: d.signer.address(),
                 class: class.clone(),

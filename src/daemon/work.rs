@@ -164,7 +164,11 @@ async fn work(d: &Arc<Daemon>, deal: B256, job: &Value) -> Result<()> {
         && report.termination == Termination::Cancelled
     {
         run.record("status", "cancelled");
-        eprintln!("deal {deal}: stopped: its job was cancelled or decided without it");
+        if d.handing_back.load(std::sync::atomic::Ordering::Relaxed) {
+            super::owner::hand_back(d, deal).await;
+        } else {
+            eprintln!("deal {deal}: stopped: its job was cancelled or decided without it");
+        }
         return Ok(());
     }
     let receipt = match outcome {
@@ -329,6 +333,7 @@ fn execute(
         seed: 0,
         observer: None,
         cancel: Some(stop),
+        pause: Some(d.paused.clone()),
     })?;
     let archive = crate::tarball::pack(&output_dir)?;
     Ok((report, Bytes::from(archive)))

@@ -1,8 +1,10 @@
 //! End-to-end tests of the `netmind` CLI over the real samples.
 
 mod bundle;
+mod chain_network;
 mod devnet;
 mod gpu;
+mod host;
 mod market;
 mod nn;
 mod run;

@@ -8,13 +8,13 @@ use std::process::{Child, Command, Output, Stdio};
 use crate::{keystore, netmind, pack, sample, stderr, stdout};
 
 /// A `netmind market serve` child on a free loopback port.
-struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Server {
-    fn start(data: &Path) -> Self {
+    pub(crate) fn start(data: &Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_netmind"))
             .args(["market", "serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)

@@ -151,6 +151,8 @@ fn netmind(otlp: &str, args: &[&str]) -> Command {
         .env_remove("OTEL_SERVICE_NAME")
         .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
         .env_remove("OTEL_SDK_DISABLED")
+        .env_remove("OTEL_TRACES_EXPORTER")
+        .env_remove("OTEL_METRICS_EXPORTER")
         .env_remove("NETMIND_OTEL_FILTER")
         .env_remove("NETMIND_KEY_PASSWORD");
     c
@@ -209,7 +211,7 @@ fn a_jobs_spans_from_cli_market_and_host_arrive_as_one_trace_and_metrics_too() {
     std::fs::create_dir_all(&owner_keys).unwrap();
     let (host_ks, host_pw, _) = keystore(&host_keys);
     let (owner_ks, owner_pw, _) = keystore(&owner_keys);
-    let host = netmind(&otlp, &["host", "run", "--market", &url, "--keystore"])
+    let host = netmind(&otlp, &["host", "run", "--no-idle", "--market", &url, "--keystore"])
         .arg(&host_ks)
         .arg("--password-file")
         .arg(&host_pw)

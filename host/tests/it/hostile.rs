@@ -108,6 +108,42 @@ fn a_cancelled_job_stops_at_once_whether_it_spins_or_sleeps() {
 }
 
 #[test]
+fn a_paused_job_uses_no_cpu_and_its_pause_does_not_count_as_wall_time() {
+    let pause = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let pause = pause.clone();
+        std::thread::spawn(move || {
+            // Runs 100 ms, pauses 1.5 s, then runs on until its 600 ms of wall time.
+            std::thread::sleep(Duration::from_millis(100));
+            pause.store(true, std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(1500));
+            pause.store(false, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    let limits = JobLimits {
+        wall_time: Duration::from_millis(600),
+        cpu_time: Duration::from_secs(30),
+        ..small_limits()
+    };
+    let started = std::time::Instant::now();
+    let ran = run_with(runtime(), art::TP_INFINITE_LOOP, &["spin"], limits, |o| {
+        o.pause = Some(pause)
+    });
+    let elapsed = started.elapsed();
+    flipper.join().unwrap();
+    assert_limit(&ran, LimitKind::WallTime(Duration::from_millis(600)));
+    assert!(
+        elapsed >= Duration::from_millis(2000),
+        "the pause held the job: {elapsed:?}"
+    );
+    assert!(
+        ran.report.cpu_time < Duration::from_millis(1200),
+        "no CPU while paused: {:?}",
+        ran.report.cpu_time
+    );
+}
+
+#[test]
 fn an_infinite_loop_hits_the_cpu_time_limit() {
     let limits = JobLimits {
         cpu_time: Duration::from_millis(200),

@@ -1,5 +1,6 @@
 //! What a host signs about the work it does for a deal: [`Start`] when it
-//! begins a replica and [`Receipt`] when it finishes, as EIP-712 typed data
+//! begins a replica, [`Receipt`] when it finishes, [`Release`] when it hands
+//! the deal back unfinished, as EIP-712 typed data
 //! under the market's [`crate::orders::domain`], like orders.
 //!
 //! A receipt commits to the output archive's SHA-256 (its blob id), the exit
@@ -16,6 +17,18 @@ sol! {
     /// A host starts the replica of a deal it holds.
     #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
     struct Start {
+        /// The host (the signer).
+        address host;
+        /// The deal id.
+        bytes32 deal;
+        /// When, ms since the Unix epoch.
+        uint64 at;
+    }
+
+    /// A host hands back a deal it holds without a result (its owner needs
+    /// the machine): the market places the replica with another host.
+    #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+    struct Release {
         /// The host (the signer).
         address host;
         /// The deal id.
@@ -63,6 +76,13 @@ impl Order for Receipt {
         self.host
     }
     const KIND: &'static str = "receipt";
+}
+
+impl Order for Release {
+    fn maker(&self) -> alloy_primitives::Address {
+        self.host
+    }
+    const KIND: &'static str = "release";
 }
 
 impl Receipt {

@@ -6,7 +6,7 @@ use alloy_primitives::{Address, B256};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use netmind_protocol::orders::{Order, Signed};
-use netmind_protocol::work::{Receipt, Start};
+use netmind_protocol::work::{Receipt, Release, Start};
 use tracing::Instrument;
 
 use super::State;
@@ -165,6 +165,7 @@ async fn record(
         Work::Start(s) => s.order.deal,
         Work::Receipt(r) => r.order.deal,
         Work::Lapse { deal, .. } => *deal,
+        Work::Release { signed, .. } => signed.order.deal,
         Work::Extra { job, .. } | Work::Cancel { job, .. } => *job,
     };
     let job = jobs
@@ -195,6 +196,52 @@ pub(super) async fn start(
         jobs.check_start(&start)
     })
     .await
+}
+
+/// `POST /v1/deals/{id}/release`: the host hands a deal back unfinished
+/// (its owner needs the machine); the replica goes to another host at once,
+/// as after a lapse.
+pub(super) async fn release(
+    state: &State,
+    deal: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let deal = order_id(deal).map_err(ApiError::in_path)?;
+    let bytes = wire::read_body(req, state.config.max_body).await?;
+    let signed: Signed<Release> = wire::parse_json(&bytes, "signed release")?;
+    if signed.order.deal != deal {
+        return Err(ApiError::invalid(format!(
+            "the release names deal {} but was posted for deal {deal}",
+            signed.order.deal
+        )));
+    }
+    signed_by_host(state, &signed)?;
+    let (job, retry) = state
+        .sequencer()
+        .jobs()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .release_bid(&signed.order, now_ms())
+        .map_err(|e| work_error(&e))?;
+    let order = signed.order.clone();
+    let answer = record(
+        state,
+        Work::Release {
+            signed,
+            job,
+            retry: retry.id,
+        },
+        move |jobs| jobs.release(&order),
+    )
+    .await?;
+    if let Err(e) = state
+        .sequencer()
+        .submit(crate::engine::Command::Bid(retry))
+        .await
+    {
+        tracing::error!(target: "market::jobs", error = %e, "cannot place a released replica again");
+    }
+    Ok(answer)
 }
 
 pub(super) async fn receipt(

@@ -325,6 +325,10 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
             Method::POST => jobs::start(state, id, req).await,
             _ => Err(allow("POST")),
         },
+        ["v1", "deals", id, "release"] => match method {
+            Method::POST => jobs::release(state, id, req).await,
+            _ => Err(allow("POST")),
+        },
         ["v1", "receipts"] => match method {
             Method::POST => jobs::receipt(state, req).await,
             _ => Err(allow("POST")),

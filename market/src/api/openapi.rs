@@ -143,7 +143,14 @@ fn schemas() -> Value {
                 "gpuTimeMs": uint(64), "gpuDispatches": uint(64), "gpuHash": reference("Hash")
             }
         },
+        "Release": {
+            "type": "object",
+            "description": "EIP-712 type Release(address host,bytes32 deal,uint64 at): a host hands back a deal's replica unfinished",
+            "required": ["host", "deal", "at"],
+            "properties": { "host": reference("Address"), "deal": reference("Hash"), "at": uint(64) }
+        },
         "SignedStart": signed("Start"),
+        "SignedRelease": signed("Release"),
         "SignedReceipt": signed("Receipt"),
         "Job": {
             "type": "object",
@@ -309,6 +316,13 @@ pub fn document() -> Value {
                 "requestBody": { "required": true, "content": { "application/json": { "schema": reference("SignedStart") } } },
                 "responses": write_errors(json!({ "200": ok("The job as it now is", reference("Job")),
                     "403": error_response("Another host holds the deal"), "404": error_response("No such deal"), "409": error_response("The deal or its job is decided") }))
+            } },
+            "/v1/deals/{id}/release": { "post": {
+                "summary": "A host hands back a deal it holds, unfinished: the replica goes to another host at once (the deal is `lapsed`)",
+                "parameters": [path_param("id", "the deal id")],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": reference("SignedRelease") } } },
+                "responses": write_errors(json!({ "200": ok("The job as it now is", reference("Job")),
+                    "403": error_response("Another host holds the deal"), "404": error_response("No such deal"), "409": error_response("The deal is reported or its job decided") }))
             } },
             "/v1/receipts": { "post": {
                 "summary": "A host's receipt for a deal it holds (upload the output blob first)",

@@ -51,7 +51,7 @@ pub(super) fn extra_id(job: &B256, n: u32) -> B256 {
 }
 
 /// A bid for one replica of `job`, denying every host it has used.
-fn one_more(job: &super::Job, bid: &Bid, id: B256, now: Time) -> Bid {
+pub(super) fn one_more(job: &super::Job, bid: &Bid, id: B256, now: Time) -> Bid {
     let mut req = bid.req.clone();
     for used in &job.deals {
         if !req.deny.contains(&used.host) {
@@ -141,7 +141,7 @@ impl Jobs {
             });
         }
         d.state = DealState::Lapsed;
-        job.updated = at;
+        job.updated = job.updated.max(at);
         if !job
             .deals
             .iter()
@@ -200,7 +200,7 @@ impl Jobs {
         }
         job.wants_extra = false;
         job.extra_replicas += 1;
-        job.updated = at;
+        job.updated = job.updated.max(at);
         self.adopt(job_id, retry);
         self.changed.push(job_id);
         Ok(())
@@ -215,6 +215,7 @@ impl Jobs {
             let Some(job) = self.jobs.get_mut(&job_id) else {
                 return;
             };
+            job.updated = job.updated.max(orphan.updated);
             for d in orphan.deals {
                 self.by_deal.insert(d.id, job_id);
                 if job.state == JobState::Queued {

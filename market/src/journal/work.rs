@@ -3,7 +3,7 @@
 
 use alloy_primitives::{Address, B256};
 use netmind_protocol::orders::Signed;
-use netmind_protocol::work::{Receipt, Start};
+use netmind_protocol::work::{Receipt, Release, Start};
 use sqlx::Row;
 
 use super::{Journal, Result};
@@ -17,6 +17,15 @@ pub enum Work {
     Start(Signed<Start>),
     /// It finished it.
     Receipt(Signed<Receipt>),
+    /// It handed it back unfinished; bid `retry` places the replica again.
+    Release {
+        /// The host's signed release.
+        signed: Signed<Release>,
+        /// The job.
+        job: B256,
+        /// The bid placing the replica again.
+        retry: B256,
+    },
     /// The market's own decision: the deal's lease ran out and its replica
     /// was placed again as bid `retry`.
     Lapse {
@@ -73,6 +82,12 @@ impl Work {
                 serde_json::json!({ "job": job, "deal": deal, "host": host, "retry": retry })
                     .to_string(),
             ),
+            Self::Release { signed, job, retry } => (
+                "release",
+                signed.order.deal.to_string(),
+                signed.order.host,
+                serde_json::json!({ "signed": signed, "job": job, "retry": retry }).to_string(),
+            ),
             Self::Cancel { job, by } => (
                 "cancel",
                 job.to_string(),
@@ -102,8 +117,19 @@ impl Work {
             } => jobs.lapse(*job, *deal, *retry, at),
             Self::Extra { job, retry } => jobs.add_replica(*job, *retry, at),
             Self::Cancel { job, by } => jobs.cancel(job, *by, at),
+            Self::Release { signed, job, retry } => {
+                jobs.release(&signed.order)?;
+                jobs.lapse(*job, signed.order.deal, *retry, at)
+            }
         }
     }
+}
+
+#[derive(serde::Deserialize)]
+struct ReleaseRow {
+    signed: Signed<Release>,
+    job: B256,
+    retry: B256,
 }
 
 #[derive(serde::Deserialize)]
@@ -165,6 +191,11 @@ impl Journal {
                     deal: l.deal,
                     host: l.host,
                     retry: l.retry,
+                }),
+                "release" => serde_json::from_str::<ReleaseRow>(&text).map(|r| Work::Release {
+                    signed: r.signed,
+                    job: r.job,
+                    retry: r.retry,
                 }),
                 "cancel" => serde_json::from_str::<CancelRow>(&text).map(|c| Work::Cancel {
                     job: c.job,

@@ -233,6 +233,7 @@ async fn every_route_is_described_in_a_valid_openapi_document() {
         ("GET", "/v1/jobs/{id}"),
         ("GET", "/v1/hosts"),
         ("POST", "/v1/deals/{id}/start"),
+        ("POST", "/v1/deals/{id}/release"),
         ("POST", "/v1/receipts"),
         ("PUT", "/v1/blobs/{sha256}"),
         ("GET", "/v1/blobs/{sha256}"),
@@ -245,7 +246,7 @@ async fn every_route_is_described_in_a_valid_openapi_document() {
     }
     assert_eq!(
         described.len(),
-        23,
+        24,
         "a described route the test does not know"
     );
     m.stop().await;

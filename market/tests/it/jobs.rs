@@ -411,6 +411,66 @@ async fn the_owner_cancels_a_running_job_its_replicas_stop_and_late_receipts_are
 }
 
 #[tokio::test]
+async fn a_host_that_hands_a_deal_back_sees_it_go_to_another_host_at_once() {
+    use netmind_protocol::work::Release;
+    let dir = tempfile::tempdir().unwrap();
+    let m = TestMarket::start(config(&dir.path().join("m"), None)).await;
+    let hosts: Vec<_> = (0..2).map(|_| PrivateKeySigner::random()).collect();
+    let (id, deals) = matched(&m, &hosts, 1).await;
+    let (deal, key) = &deals[0];
+    let release = |k: &PrivateKeySigner| {
+        sign(
+            Release {
+                host: k.address(),
+                deal: *deal,
+                at: now_ms(),
+            },
+            k,
+        )
+    };
+    // Only the holder may hand it back.
+    let other = hosts.iter().find(|h| h.address() != key.address()).unwrap();
+    assert_error(
+        &m.post(&format!("/v1/deals/{deal}/release"), &release(other))
+            .await,
+        StatusCode::FORBIDDEN,
+        "not_maker",
+        &["is held by host"],
+    );
+    let (s, j) = m
+        .post(&format!("/v1/deals/{deal}/release"), &release(key))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    let (_, j) = m.get(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(j["deals"][0]["state"], "lapsed", "{j}");
+    assert_eq!(j["deals"][1]["state"], "assigned", "{j}");
+    assert_eq!(
+        j["deals"][1]["host"],
+        other.address().to_string().to_lowercase(),
+        "placed at once on the other host: {j}"
+    );
+    // Handing it back twice, or reporting it after, changes nothing.
+    assert_eq!(
+        m.post(&format!("/v1/deals/{deal}/release"), &release(key))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    let out = upload(&m, b"after the release").await;
+    assert_eq!(
+        m.post("/v1/receipts", &sign(receipt(key, *deal, out), key))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    let before = m.get(&format!("/v1/jobs/{id}")).await.1;
+    let config = m.stop().await;
+    let m = TestMarket::start(config).await;
+    assert_eq!(m.get(&format!("/v1/jobs/{id}")).await.1, before);
+    m.stop().await;
+}
+
+#[tokio::test]
 async fn a_host_that_never_starts_loses_its_lease_and_another_host_finishes_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(&dir.path().join("m"), None);
