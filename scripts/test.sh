@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test.
 # Needs rustup (rust-toolchain.toml pins the toolchain, its components and the wasm targets) and
-# python3 with pip (scripts/requirements-test.txt).
+# python3 with pip (scripts/requirements-test.txt) and node/npm (from Debian's packages when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +56,26 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 export NETMIND_REQUIRE_CHROMIUM=1
 echo "   $(chromium --version 2>/dev/null | head -1)"
+
+# anvil and cast (Foundry 1.7.1, native binaries inside npm packages) and solcjs (npm solc) for
+# the chain's differential tests against anvil and its cast tests, under the git-ignored
+# .tools/npm (installed once per package list; node and npm from Debian's packages when missing);
+# the tests fail, never skip, without them.
+echo "== npm tools (anvil, cast, solc)"
+npm_pkgs="@foundry-rs/anvil-linux-amd64@1.7.1 @foundry-rs/cast-linux-amd64@1.7.1 solc@0.8.30"
+if [ "$(cat .tools/npm/.installed 2>/dev/null)" != "$npm_pkgs" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "   installing node and npm from Debian's packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  mkdir -p .tools/npm
+  # shellcheck disable=SC2086 # one word per package
+  npm install --prefix .tools/npm --no-audit --no-fund --loglevel=error --save-exact $npm_pkgs >/dev/null
+  echo "$npm_pkgs" > .tools/npm/.installed
+fi
+export NETMIND_REQUIRE_TOOLS=1
+echo "   $(.tools/npm/node_modules/.bin/anvil --version | head -1), solc $(node -p 'require("./.tools/npm/node_modules/solc/package.json").version')"
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

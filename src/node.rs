@@ -112,7 +112,9 @@ pub(crate) fn node(cmd: NodeCommand) -> Result<ExitCode> {
             let signer = match authority_key {
                 Some(k) => Some(crate::wallet::open(&k, password_file.as_deref())?),
                 None if peers.is_empty() => {
-                    anyhow::bail!("a node without --authority-key follows --peers: give at least one")
+                    anyhow::bail!(
+                        "a node without --authority-key follows --peers: give at least one"
+                    )
                 }
                 None => None,
             };

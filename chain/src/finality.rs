@@ -44,6 +44,39 @@ impl Vote {
     }
 }
 
+/// A [`Vote`] with its signer's secp256k1 signature over [`Vote::signing_hash`]
+/// (65 bytes `r ‖ s ‖ v`, as a Clique seal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedVote {
+    /// What is signed.
+    pub vote: Vote,
+    /// The signature.
+    pub signature: alloy_primitives::Signature,
+}
+
+impl SignedVote {
+    /// Signs `vote` with `key`.
+    pub fn sign(
+        vote: Vote,
+        key: &alloy_signer_local::PrivateKeySigner,
+    ) -> Result<Self, FinalityError> {
+        use alloy_signer::SignerSync;
+        let signature = key
+            .sign_hash_sync(&vote.signing_hash())
+            .map_err(|e| FinalityError::BadSignature(e.to_string()))?;
+        Ok(Self { vote, signature })
+    }
+
+    /// Recovers who signed.
+    pub fn voter(&self) -> Result<Address, FinalityError> {
+        alloy_consensus::crypto::secp256k1::recover_signer(
+            &self.signature,
+            self.vote.signing_hash(),
+        )
+        .map_err(|e| FinalityError::BadSignature(e.to_string()))
+    }
+}
+
 /// Whether `signed` signatures of `authorities` authorities are more than 2/3.
 pub fn is_final(signed: usize, authorities: usize) -> bool {
     authorities > 0 && 3 * signed > 2 * authorities
@@ -66,6 +99,9 @@ pub enum FinalityError {
         /// The vote's chain.
         got: u64,
     },
+    /// The signature does not recover.
+    #[error("invalid vote signature: {0}")]
+    BadSignature(String),
     /// The voter is not an authority.
     #[error("{0} is not an authority")]
     NotAuthority(Address),
@@ -102,6 +138,21 @@ impl Finality {
             finalized: (0, genesis_hash),
             pending: BTreeMap::new(),
         }
+    }
+
+    /// A tracker resuming from a stored finalized head.
+    pub fn resume(chain_id: u64, authorities: &[Address], finalized: (u64, B256)) -> Self {
+        Self {
+            chain_id,
+            authorities: authorities.iter().copied().collect(),
+            finalized,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// The chain id votes must name.
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
     }
 
     /// The finalized head: (number, hash).

@@ -135,6 +135,16 @@ pub enum ImportError {
         /// The current head.
         head: B256,
     },
+    /// The block is at the finalized height but is not the finalized block.
+    #[error("block {number} {got} conflicts with the finalized block {finalized}")]
+    ConflictsWithFinalized {
+        /// The height.
+        number: u64,
+        /// The finalized block there.
+        finalized: B256,
+        /// The block offered.
+        got: B256,
+    },
     /// The number is not the parent's plus one.
     #[error("block number {got} does not follow parent {parent}")]
     Number {
@@ -544,6 +554,28 @@ fn verify_seal(
     if !block.body.ommers.is_empty() || header.ommers_hash != EMPTY_OMMER_ROOT_HASH {
         return Err(mismatch(Field::OmmersHash, header.ommers_hash, EMPTY_OMMER_ROOT_HASH).into());
     }
+    let snap = snapshot_at(spec, reader, parent)?;
+    let sealer = clique::recover_sealer(header).map_err(seal)?;
+    snap.apply(std::slice::from_ref(header)).map_err(seal)?;
+    let expected = if clique::in_turn(header.number, sealer, &snap.sorted_signers()) {
+        DIFF_IN_TURN
+    } else {
+        DIFF_NO_TURN
+    };
+    if header.difficulty != expected {
+        return Err(mismatch(Field::Difficulty, header.difficulty, expected).into());
+    }
+    Ok(sealer)
+}
+
+/// The Clique signer snapshot after the canonical block `parent` (rebuilt
+/// from the last checkpoint at or below it).
+pub fn snapshot_at(
+    spec: &ChainSpec,
+    reader: &StoreReader,
+    parent: &Header,
+) -> Result<clique::tally::Snapshot> {
+    let seal = |e: CliqueError| Error::Import(ImportError::Seal(e));
     // Rebuild the signer snapshot from the last checkpoint up to the parent.
     let checkpoint = parent.number - parent.number % spec.epoch;
     let signers = if checkpoint == 0 {
@@ -572,20 +604,9 @@ fn verify_seal(
                 .ok_or_else(|| Error::Corrupt(format!("no header {hash}")))?,
         );
     }
-    let snap = clique::tally::Snapshot::new(spec.epoch, checkpoint, signers)
+    clique::tally::Snapshot::new(spec.epoch, checkpoint, signers)
         .apply(&headers)
-        .map_err(seal)?;
-    let sealer = clique::recover_sealer(header).map_err(seal)?;
-    snap.apply(std::slice::from_ref(header)).map_err(seal)?;
-    let expected = if clique::in_turn(header.number, sealer, &snap.sorted_signers()) {
-        DIFF_IN_TURN
-    } else {
-        DIFF_NO_TURN
-    };
-    if header.difficulty != expected {
-        return Err(mismatch(Field::Difficulty, header.difficulty, expected).into());
-    }
-    Ok(sealer)
+        .map_err(seal)
 }
 
 /// The roots of the body against the header.

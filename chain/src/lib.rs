@@ -12,6 +12,7 @@
 //! - [`clique`]: EIP-225 header sealing and the signer-set vote tally;
 //! - [`finality`]: the finalized head (more than 2/3 of the authorities signed);
 //! - [`node`]: the sealer loop tying them together;
+//! - [`net`]: static peers: block sync and push, finality votes, transaction forwarding;
 //! - [`rpc`]: Ethereum JSON-RPC over HTTP and WebSocket, `eth_subscribe` (jsonrpsee).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
@@ -20,6 +21,7 @@ mod error;
 pub mod exec;
 pub mod finality;
 pub mod import;
+pub mod net;
 pub mod node;
 pub mod pool;
 pub mod rpc;

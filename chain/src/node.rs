@@ -1,29 +1,37 @@
 //! The node: store + pool + sealer, and the running service (sealer task + RPC).
 //!
-//! Only single-authority chains are sealed for now: [`Node::open`] refuses a
-//! genesis with more than one authority (networking between authorities is not
-//! implemented). The sealer follows geth's Clique dev mode: with `period > 0`
-//! it seals a block (empty or not) every `period` seconds; with `period == 0` it
-//! seals as soon as transactions are pooled.
+//! With `period > 0` the sealer seals a block (empty or not) every `period`
+//! seconds when this authority may (EIP-225): in turn at the due time
+//! (difficulty 2); out of turn (difficulty 1) only after a further 500 ms plus
+//! a random `[0, (N/2 + 1) × 500 ms)` wiggle (plus one more wiggle span for the
+//! signer in turn for the next block), if no block at that height arrived
+//! meanwhile, and never while it signed one of the last `N/2 + 1` blocks or a
+//! peer reports a longer chain ([`Node::set_peer_head`]). With `period == 0`
+//! (single authority only) it seals as soon as transactions are pooled.
+//! Blocks from peers come in through [`Node::import`] ([`crate::net`]).
 //!
 //! Each block that becomes the head goes through [`Node::publish_head`]: its seal
 //! counts as the sealer's finality vote ([`crate::finality`]) and it is sent on a
 //! broadcast channel that feeds `eth_subscribe`. Sending never waits: a
 //! subscriber that falls more than [`EVENT_CAPACITY`] blocks behind is dropped.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy_consensus::Header;
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, Bytes};
 use alloy_signer_local::PrivateKeySigner;
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 
+use crate::clique::{NONCE_AUTH, NONCE_DROP};
 use crate::exec::{build_block, next_header};
-use crate::finality::Finality;
+use crate::finality::{Finality, FinalityError, SignedVote, Vote};
+use crate::import::{ImportError, RlpBlock, SealMode};
 use crate::pool::{Pool, PoolConfig, PoolError, decode_raw};
 use crate::spec::ChainSpec;
 use crate::store::{Store, StoreReader, StoredBlock};
@@ -55,8 +63,39 @@ pub struct Node {
     new_tx: Notify,
     finality: RwLock<Finality>,
     events: broadcast::Sender<Arc<StoredBlock>>,
-    /// False for [`Node::open_readonly`].
+    /// False for [`Node::open_readonly`] and [`Node::open_follower`].
     sealing: bool,
+    /// Held while the head moves (sealing or importing).
+    chain_lock: Mutex<()>,
+    /// Woken when the head moves.
+    head_moved: Notify,
+    /// This authority's signed finality votes, for the network.
+    votes: broadcast::Sender<SignedVote>,
+    /// Raw transactions admitted through [`Node::submit_raw`], for the network.
+    txs: broadcast::Sender<Bytes>,
+    /// Signer votes to cast in sealed blocks (`clique_propose`): address → authorize.
+    proposals: Mutex<BTreeMap<Address, bool>>,
+    /// The highest head number a peer reported lately: no sealing below it.
+    peer_head: AtomicU64,
+    /// False until the network's first sync round ran.
+    synced: AtomicBool,
+    /// The last [`RECENT_VOTES`] valid votes of each authority (served to peers).
+    recent_votes: Mutex<BTreeMap<Address, std::collections::VecDeque<SignedVote>>>,
+}
+
+/// How many recent votes per authority a node keeps to serve to peers.
+pub const RECENT_VOTES: usize = 16;
+
+/// Meta key of the persisted finalized head (number BE ‖ hash).
+const FINALIZED_KEY: &str = "finalized";
+
+/// What [`Node::import`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    /// The block was already stored.
+    Known,
+    /// The block is the new head.
+    Head(u64, B256),
 }
 
 /// How many new-head events a subscriber may fall behind before it is dropped.
@@ -70,7 +109,13 @@ pub fn init(datadir: &Path, spec: &ChainSpec) -> Result<B256> {
 impl Node {
     /// Opens the chain in `datadir`, sealing with `signer` (an authority).
     pub fn open(datadir: &Path, signer: PrivateKeySigner, pool: PoolConfig) -> Result<Self> {
-        Self::open_inner(datadir, Some(signer), pool)
+        Self::open_inner(datadir, Some(signer), pool, false)
+    }
+
+    /// Opens a Clique chain in `datadir` to follow it without a key: blocks
+    /// come from peers ([`Node::import`]), finality from the authorities' votes.
+    pub fn open_follower(datadir: &Path, pool: PoolConfig) -> Result<Self> {
+        Self::open_inner(datadir, None, pool, true)
     }
 
     /// Opens the chain in `datadir` to serve it without sealing, e.g. a chain
@@ -78,13 +123,14 @@ impl Node {
     /// chain. Its head counts as final (`safe`/`finalized` are the head) and
     /// [`Node::seal_next`] refuses.
     pub fn open_readonly(datadir: &Path, pool: PoolConfig) -> Result<Self> {
-        Self::open_inner(datadir, None, pool)
+        Self::open_inner(datadir, None, pool, false)
     }
 
     fn open_inner(
         datadir: &Path,
         signer: Option<PrivateKeySigner>,
         pool: PoolConfig,
+        follower: bool,
     ) -> Result<Self> {
         let sealing = signer.is_some();
         let store = Store::open(datadir)?;
@@ -93,16 +139,18 @@ impl Node {
             .ok_or_else(|| Error::NotInitialized(datadir.display().to_string()))?;
         let json = String::from_utf8(json).map_err(|e| Error::Corrupt(e.to_string()))?;
         let spec = Arc::new(ChainSpec::from_genesis_json(&json)?);
-        let Some(signer) = signer else {
-            return Self::readonly(spec, store, pool);
+        let signer = match signer {
+            Some(s) => s,
+            None if follower => PrivateKeySigner::random(),
+            None => return Self::readonly(spec, store, pool),
         };
         let signers = spec.genesis_signers()?;
-        if !signers.contains(&signer.address()) {
+        if sealing && !signers.contains(&signer.address()) {
             return Err(Error::NotAuthority(signer.address()));
         }
-        if signers.len() > 1 {
+        if signers.len() > 1 && spec.period == 0 {
             return Err(Error::Genesis(format!(
-                "the genesis names {} authorities; this node can only seal single-authority chains so far",
+                "the genesis names {} authorities: they need a clique period > 0",
                 signers.len()
             )));
         }
@@ -115,23 +163,63 @@ impl Node {
             .canonical_hash(0)?
             .ok_or_else(|| Error::Corrupt("genesis hash missing".into()))?;
         drop(reader);
-        let mut finality = Finality::new(spec.chain_id, &signers, genesis);
+        let mut finality = match store.meta(FINALIZED_KEY)? {
+            Some(v) if v.len() == 40 => {
+                let number = u64::from_be_bytes(v[..8].try_into().expect("8 bytes"));
+                Finality::resume(spec.chain_id, &signers, (number, B256::from_slice(&v[8..])))
+            }
+            _ => Finality::new(spec.chain_id, &signers, genesis),
+        };
         if header.number > 0 {
             let sealer = crate::clique::recover_sealer(&header)?;
             finality.on_sealed(sealer, header.number, hash)?;
         }
-        Ok(Self {
+        Ok(Self::assemble(
+            spec,
+            store,
+            pool,
+            signer,
+            signers,
+            (header, hash),
+            finality,
+            sealing,
+        ))
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a private constructor shared by the open paths"
+    )]
+    fn assemble(
+        spec: Arc<ChainSpec>,
+        store: Store,
+        pool: PoolConfig,
+        signer: PrivateKeySigner,
+        signers: Vec<Address>,
+        head: (Header, B256),
+        finality: Finality,
+        sealing: bool,
+    ) -> Self {
+        Self {
             spec,
             store,
             pool: Mutex::new(Pool::new(pool)),
             signer,
             signers,
-            head: RwLock::new((header, hash)),
+            head: RwLock::new(head),
             new_tx: Notify::new(),
             finality: RwLock::new(finality),
             events: broadcast::channel(EVENT_CAPACITY).0,
             sealing,
-        })
+            chain_lock: Mutex::new(()),
+            head_moved: Notify::new(),
+            votes: broadcast::channel(EVENT_CAPACITY).0,
+            txs: broadcast::channel(1024).0,
+            proposals: Mutex::new(BTreeMap::new()),
+            peer_head: AtomicU64::new(0),
+            synced: AtomicBool::new(true),
+            recent_votes: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// The read-only node of [`Node::open_readonly`]: a throwaway key stands in
@@ -156,18 +244,16 @@ impl Node {
         if header.number > 0 {
             finality.on_sealed(signer.address(), header.number, hash)?;
         }
-        Ok(Self {
+        Ok(Self::assemble(
             spec,
             store,
-            pool: Mutex::new(Pool::new(pool)),
+            pool,
             signer,
             signers,
-            head: RwLock::new((header, hash)),
-            new_tx: Notify::new(),
-            finality: RwLock::new(finality),
-            events: broadcast::channel(EVENT_CAPACITY).0,
-            sealing: false,
-        })
+            (header, hash),
+            finality,
+            false,
+        ))
     }
 
     /// The head header and its hash.
@@ -188,25 +274,201 @@ impl Node {
     /// Announces `block`, sealed by `sealer` and just made the head: its seal
     /// counts as `sealer`'s finality vote, and subscribers are sent the block.
     /// Never waits on subscribers.
+    /// An authority also signs a finality vote for the block, counts it and
+    /// sends it to the network ([`Node::subscribe_votes`]).
     pub fn publish_head(&self, block: &StoredBlock, sealer: Address) {
-        let vote = self.finality.write().expect("finality lock").on_sealed(
-            sealer,
-            block.header.number,
-            block.hash,
-        );
-        match vote {
-            Ok(Some((number, hash))) => {
-                tracing::debug!(target: "chain::finality", block = number, %hash, "finalized");
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(target: "chain::finality", block = block.header.number, "seal not counted: {e}")
+        let vote = Vote {
+            chain_id: self.spec.chain_id,
+            number: block.header.number,
+            hash: block.hash,
+        };
+        if let Err(e) = self.count_vote(sealer, vote) {
+            tracing::warn!(target: "chain::finality", block = block.header.number, "seal not counted: {e}");
+        }
+        if self.sealing {
+            match SignedVote::sign(vote, &self.signer) {
+                Ok(signed) => {
+                    if let Err(e) = self.count_vote(self.authority(), vote) {
+                        tracing::warn!(target: "chain::finality", block = vote.number, "own vote not counted: {e}");
+                    }
+                    self.remember(self.authority(), signed);
+                    if self.votes.receiver_count() > 0 {
+                        let _ = self.votes.send(signed);
+                    }
+                }
+                Err(e) => tracing::error!(target: "chain::finality", "cannot sign a vote: {e}"),
             }
         }
+        self.head_moved.notify_waiters();
         if self.events.receiver_count() > 0 {
             // Err only when every receiver went away meanwhile.
             let _ = self.events.send(Arc::new(block.clone()));
         }
+    }
+
+    /// Counts `voter`'s vote; persists the finalized head when it moves.
+    fn count_vote(&self, voter: Address, vote: Vote) -> Result<Option<(u64, B256)>, FinalityError> {
+        let mut finality = self.finality.write().expect("finality lock");
+        let moved = finality.vote(voter, vote)?;
+        if let Some((number, hash)) = moved {
+            let mut v = number.to_be_bytes().to_vec();
+            v.extend_from_slice(hash.as_slice());
+            if let Err(e) = self.store.set_meta(FINALIZED_KEY, &v) {
+                tracing::error!(target: "chain::finality", "cannot persist the finalized head: {e}");
+            }
+            tracing::debug!(target: "chain::finality", block = number, %hash, "finalized");
+        }
+        Ok(moved)
+    }
+
+    /// Counts a finality vote received from the network: its signer must be an
+    /// authority and it must name this chain. Returns the new finalized head if
+    /// it moved.
+    pub fn receive_vote(&self, signed: &SignedVote) -> Result<Option<(u64, B256)>, FinalityError> {
+        let voter = signed.voter()?;
+        let moved = self.count_vote(voter, signed.vote)?;
+        self.remember(voter, *signed);
+        Ok(moved)
+    }
+
+    fn remember(&self, voter: Address, signed: SignedVote) {
+        let mut all = self.recent_votes.lock().expect("votes lock");
+        let votes = all.entry(voter).or_default();
+        if votes.contains(&signed) {
+            return;
+        }
+        if votes.len() == RECENT_VOTES {
+            votes.pop_front();
+        }
+        votes.push_back(signed);
+    }
+
+    /// The last valid finality votes seen of each authority (own included).
+    pub fn recent_votes(&self) -> Vec<SignedVote> {
+        let all = self.recent_votes.lock().expect("votes lock");
+        all.values().flatten().copied().collect()
+    }
+
+    /// This authority's finality votes from now on.
+    pub fn subscribe_votes(&self) -> broadcast::Receiver<SignedVote> {
+        self.votes.subscribe()
+    }
+
+    /// Raw transactions admitted from now on (to forward to peers).
+    pub fn subscribe_txs(&self) -> broadcast::Receiver<Bytes> {
+        self.txs.subscribe()
+    }
+
+    /// Whether this node seals (an authority with its key).
+    pub fn is_sealing(&self) -> bool {
+        self.sealing
+    }
+
+    /// Records the highest head a peer reported: the node does not seal while
+    /// its own head is below it.
+    pub fn set_peer_head(&self, number: u64) {
+        self.peer_head.store(number, Ordering::Relaxed);
+    }
+
+    /// Sets whether the initial sync ran (no sealing before).
+    pub fn set_synced(&self, synced: bool) {
+        self.synced.store(synced, Ordering::Relaxed);
+    }
+
+    /// Queues a signer vote (`clique_propose`): cast in blocks this authority
+    /// seals until discarded.
+    pub fn propose(&self, address: Address, authorize: bool) {
+        self.proposals
+            .lock()
+            .expect("proposals lock")
+            .insert(address, authorize);
+    }
+
+    /// Drops a queued signer vote (`clique_discard`).
+    pub fn discard(&self, address: Address) {
+        self.proposals
+            .lock()
+            .expect("proposals lock")
+            .remove(&address);
+    }
+
+    /// The queued signer votes.
+    pub fn proposals(&self) -> BTreeMap<Address, bool> {
+        self.proposals.lock().expect("proposals lock").clone()
+    }
+
+    /// The Clique signer snapshot at the head.
+    pub fn snapshot(&self) -> Result<crate::clique::tally::Snapshot> {
+        let (head, _) = self.head();
+        crate::import::snapshot_at(&self.spec, &self.reader()?, &head)
+    }
+
+    /// Validates (seal included), executes and stores a block from a peer on
+    /// top of the head, then makes it the head: the pool drops its
+    /// transactions, subscribers get it and an authority votes for it. A block
+    /// at the finalized height other than the finalized block is refused.
+    pub fn import(&self, block: RlpBlock) -> Result<Imported> {
+        let _chain = self.chain_lock.lock().expect("chain lock");
+        let hash = block.header.hash_slow();
+        let number = block.header.number;
+        if self.reader()?.block_number(hash)?.is_some() {
+            return Ok(Imported::Known);
+        }
+        let (fin_number, fin_hash) = self.finalized();
+        if number == fin_number && hash != fin_hash {
+            return Err(ImportError::ConflictsWithFinalized {
+                number,
+                finalized: fin_hash,
+                got: hash,
+            }
+            .into());
+        }
+        let stored = crate::import::import_block(&self.store, &self.spec, block, SealMode::Verify)?;
+        let sealer = crate::clique::recover_sealer(&stored.header)?;
+        self.set_head(&stored, &[])?;
+        self.publish_head(&stored, sealer);
+        tracing::info!(target: "chain::import", block = number, %hash, txs = stored.transactions.len(), "imported");
+        Ok(Imported::Head(number, hash))
+    }
+
+    /// Makes `block` the head and drops its (and `rejected`) transactions from
+    /// the pool, under the pool lock so admission never sees a head whose
+    /// included transactions are still pooled.
+    fn set_head(&self, block: &StoredBlock, rejected: &[(B256, String)]) -> Result<()> {
+        let mut pool = self.pool.lock().expect("pool lock");
+        *self.head.write().expect("head lock") = (block.header.clone(), block.hash);
+        let reader = self.reader()?;
+        let removed = block
+            .transactions
+            .iter()
+            .map(|t| *t.tx_hash())
+            .chain(rejected.iter().map(|(h, _)| *h));
+        pool.on_block(removed, |a| {
+            reader.account(a).ok().flatten().map_or(0, |acc| acc.nonce)
+        });
+        Ok(())
+    }
+
+    /// The full RLP block (header, transactions, ommers, withdrawals) `number`
+    /// of the canonical chain.
+    pub fn rlp_block(&self, number: u64) -> Result<Option<Bytes>> {
+        let reader = self.reader()?;
+        let Some(block) = reader.block_by_number(number)? else {
+            return Ok(None);
+        };
+        let ommers = reader.ommers(block.hash)?;
+        let withdrawals = reader
+            .withdrawals(&block.header, block.hash)?
+            .map(alloy_eips::eip4895::Withdrawals::new);
+        let rlp = RlpBlock {
+            header: block.header,
+            body: alloy_consensus::BlockBody {
+                transactions: block.transactions,
+                ommers,
+                withdrawals,
+            },
+        };
+        Ok(Some(alloy_rlp::encode(&rlp).into()))
     }
 
     /// A read snapshot of the store.
@@ -250,25 +512,59 @@ impl Node {
         let hash = pool.add(tx, &ctx, account.nonce, account.balance)?;
         drop(pool);
         self.new_tx.notify_one();
+        if self.txs.receiver_count() > 0 {
+            let _ = self.txs.send(Bytes::copy_from_slice(raw));
+        }
         tracing::debug!(target: "chain::pool", tx_hash = %hash, "pooled");
         Ok(hash)
     }
 
     /// Builds, seals and durably stores the next block from the pool.
     pub fn seal_next(&self, timestamp: u64) -> Result<StoredBlock> {
+        let (_, head) = self.head();
+        self.seal_on(head, timestamp)?
+            .ok_or_else(|| Error::Corrupt("the head moved while sealing".into()))
+    }
+
+    /// Like [`Node::seal_next`] if the head is still `parent_hash` (else `None`:
+    /// a block from a peer arrived meanwhile). Refuses when this authority
+    /// signed recently (EIP-225).
+    pub fn seal_on(&self, parent_hash: B256, timestamp: u64) -> Result<Option<StoredBlock>> {
         if !self.sealing {
             return Err(Error::Genesis(
                 "this node was opened read-only: it does not seal".into(),
             ));
         }
-        let (parent, _) = self.head();
-        let header = next_header(
-            &self.spec,
-            &parent,
-            timestamp,
-            self.authority(),
-            &self.signers,
-        );
+        let _chain = self.chain_lock.lock().expect("chain lock");
+        let (parent, hash) = self.head();
+        if hash != parent_hash {
+            return Ok(None);
+        }
+        let snap = crate::import::snapshot_at(&self.spec, &self.reader()?, &parent)?;
+        let me = self.authority();
+        if !snap.may_seal(parent.number + 1, me) {
+            let why = if snap.signers.contains(&me) {
+                crate::clique::CliqueError::RecentlySigned(me)
+            } else {
+                crate::clique::CliqueError::UnauthorizedSigner(me)
+            };
+            return Err(ImportError::Seal(why).into());
+        }
+        let signers = snap.sorted_signers();
+        let mut header = next_header(&self.spec, &parent, timestamp, me, &signers);
+        if !header.number.is_multiple_of(self.spec.epoch) {
+            // One queued signer vote per block, rotating by height.
+            let votes: Vec<_> = self
+                .proposals()
+                .into_iter()
+                .filter(|(a, auth)| snap.signers.contains(a) != *auth)
+                .collect();
+            if !votes.is_empty() {
+                let (address, authorize) = votes[header.number as usize % votes.len()];
+                header.beneficiary = address;
+                header.nonce = if authorize { NONCE_AUTH } else { NONCE_DROP };
+            }
+        }
         let base_fee = header.base_fee_per_gas.unwrap_or_default();
         let candidates = self.with_pool(|p| p.best(base_fee, 50_000));
         let reader = self.reader()?;
@@ -293,20 +589,7 @@ impl Node {
                 receipts: built.receipts.clone(),
             })
         })?;
-        // Head and pool change together, under the pool lock, so admission never
-        // sees a head whose included transactions are still pooled.
-        let mut pool = self.pool.lock().expect("pool lock");
-        *self.head.write().expect("head lock") = (block.header.clone(), block.hash);
-        let reader = self.reader()?;
-        let removed = block
-            .transactions
-            .iter()
-            .map(|t| *t.tx_hash())
-            .chain(built.rejected.iter().map(|(h, _)| *h));
-        pool.on_block(removed, |a| {
-            reader.account(a).ok().flatten().map_or(0, |acc| acc.nonce)
-        });
-        drop(pool);
+        self.set_head(&block, &built.rejected)?;
         self.publish_head(&block, self.authority());
         for (hash, why) in &built.rejected {
             tracing::debug!(target: "chain::pool", tx_hash = %hash, why, "dropped");
@@ -319,7 +602,42 @@ impl Node {
             gas_used = block.header.gas_used,
             "sealed"
         );
-        Ok(block)
+        Ok(Some(block))
+    }
+
+    /// When this authority should seal on top of `parent`: `None` if it may
+    /// not (signed recently, not an authority, still syncing, a peer is
+    /// ahead), else the extra delay after the due time (zero in turn; 500 ms +
+    /// a random wiggle of up to `(N/2 + 1) × 500 ms` out of turn, as geth).
+    fn seal_delay(&self, parent: &Header) -> Option<Duration> {
+        if !self.synced.load(Ordering::Relaxed)
+            || self.peer_head.load(Ordering::Relaxed) > parent.number
+        {
+            return None;
+        }
+        let snap = crate::import::snapshot_at(&self.spec, &self.reader().ok()?, parent).ok()?;
+        let number = parent.number + 1;
+        let me = self.authority();
+        if !snap.may_seal(number, me) {
+            return None;
+        }
+        if crate::clique::in_turn(number, me, &snap.sorted_signers()) {
+            return Some(Duration::ZERO);
+        }
+        let wiggle = (snap.signers.len() as u64 / 2 + 1) * 500;
+        // The signer in turn for the next block waits longer, so that another
+        // out-of-turn signer takes this one and the next is in turn again
+        // (else out-of-turn blocks can follow each other for a while).
+        let next_in_turn = crate::clique::in_turn(number + 1, me, &snap.sorted_signers());
+        let base = if next_in_turn { 500 + wiggle } else { 500 };
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let seed = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            nanos,
+        );
+        Some(Duration::from_millis(base + seed % wiggle))
     }
 }
 
@@ -385,6 +703,13 @@ pub async fn start(cfg: NodeConfig, signer: PrivateKeySigner) -> Result<Running>
     serve_node(node, cfg).await
 }
 
+/// Opens the datadir as a follower ([`Node::open_follower`]: no key, blocks
+/// from peers through [`crate::net::spawn`]) and serves JSON-RPC.
+pub async fn start_follower(cfg: NodeConfig) -> Result<Running> {
+    let node = Arc::new(Node::open_follower(&cfg.datadir, cfg.pool.clone())?);
+    serve_node(node, cfg).await
+}
+
 /// Opens the datadir read-only ([`Node::open_readonly`]) and serves JSON-RPC
 /// without sealing.
 pub async fn start_readonly(cfg: NodeConfig) -> Result<Running> {
@@ -423,7 +748,7 @@ async fn serve_node(node: Arc<Node>, cfg: NodeConfig) -> Result<Running> {
 async fn sealer_loop(node: Arc<Node>, shutdown: Arc<Notify>) {
     let period = node.spec.period;
     loop {
-        let (parent, _) = node.head();
+        let (parent, parent_hash) = node.head();
         let wait = if period == 0 {
             if node.with_pool(Pool::is_empty) {
                 tokio::select! {
@@ -433,19 +758,32 @@ async fn sealer_loop(node: Arc<Node>, shutdown: Arc<Notify>) {
             }
             Duration::ZERO
         } else {
+            let Some(extra) = node.seal_delay(&parent) else {
+                // Not ours to seal now: wait for the head to move (or re-check).
+                tokio::select! {
+                    () = node.head_moved.notified() => {}
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    () = shutdown.notified() => return,
+                }
+                continue;
+            };
             let due = parent.timestamp + period;
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
-            Duration::from_secs(due).saturating_sub(now)
+            Duration::from_secs(due).saturating_sub(now) + extra
         };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
+            () = node.head_moved.notified(), if period > 0 => continue,
             () = shutdown.notified() => return,
+        }
+        if period > 0 && node.seal_delay(&parent).is_none() {
+            continue;
         }
         let timestamp = now_secs().max(parent.timestamp + period);
         let n = node.clone();
-        match tokio::task::spawn_blocking(move || n.seal_next(timestamp)).await {
+        match tokio::task::spawn_blocking(move || n.seal_on(parent_hash, timestamp)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 tracing::error!(target: "chain::sealer", "sealing failed: {e}");

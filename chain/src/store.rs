@@ -185,6 +185,29 @@ impl Store {
         Ok(meta.get(GENESIS_KEY)?.map(|v| B256::from_slice(v.value())))
     }
 
+    /// A node's own small record under `key` (e.g. the finalized head), if set.
+    /// Keys used by the store itself are refused.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read()?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(meta.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Durably sets the record `key` (not one of the store's own keys).
+    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        if [HEAD_KEY, GENESIS_KEY, SPEC_KEY].contains(&key) {
+            return Err(Error::Corrupt(format!("meta key {key} is reserved")));
+        }
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?.insert(key, value)?;
+        txn.commit()?;
+        Ok(())
+    }
+
     /// A consistent read snapshot of the whole store.
     pub fn reader(&self) -> Result<StoreReader> {
         StoreReader::new(self.db.begin_read()?)

@@ -211,17 +211,20 @@ fn a_jobs_spans_from_cli_market_and_host_arrive_as_one_trace_and_metrics_too() {
     std::fs::create_dir_all(&owner_keys).unwrap();
     let (host_ks, host_pw, _) = keystore(&host_keys);
     let (owner_ks, owner_pw, _) = keystore(&owner_keys);
-    let host = netmind(&otlp, &["host", "run", "--no-idle", "--market", &url, "--keystore"])
-        .arg(&host_ks)
-        .arg("--password-file")
-        .arg(&host_pw)
-        .arg("--data")
-        .arg(data.path().join("host-data"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let host = netmind(
+        &otlp,
+        &["host", "run", "--no-idle", "--market", &url, "--keystore"],
+    )
+    .arg(&host_ks)
+    .arg("--password-file")
+    .arg(&host_pw)
+    .arg("--data")
+    .arg(data.path().join("host-data"))
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .unwrap();
     let host_proc = Proc(host);
 
     // The host's offer is in the book.

@@ -99,7 +99,10 @@ pub fn module(node: Arc<Node>) -> RpcModule<()> {
         .merge(EthRpc::new(node.clone()).into_rpc())
         .expect("method names are unique");
     module
-        .merge(EthPubSub::new(node).into_rpc())
+        .merge(EthPubSub::new(node.clone()).into_rpc())
+        .expect("method names are unique");
+    module
+        .merge(crate::net::module(node))
         .expect("method names are unique");
     module
 }

@@ -1,14 +1,18 @@
 //! Integration tests of `netmind-chain`: a real node on 127.0.0.1 driven over
 //! JSON-RPC (HTTP and WebSocket) with transactions signed by alloy.
 
+mod anvil;
 mod bad_input;
 mod bench;
 mod blocks;
+mod cast;
 mod crash;
 mod eip225;
 mod execution_apis;
 mod import;
+mod network;
 mod restart;
+mod tools;
 mod transactions;
 mod util;
 mod ws;

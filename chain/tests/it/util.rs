@@ -36,9 +36,18 @@ impl TestNode {
 
     /// Like [`Self::start_spec`], also serving WebSocket-only JSON-RPC on `ws`.
     pub(crate) async fn start_with(spec: &ChainSpec, ws: Option<SocketAddr>) -> Self {
+        Self::start_full(spec, ws, PoolConfig::default()).await
+    }
+
+    /// Like [`Self::start_spec`], with pool limits `pool`.
+    pub(crate) async fn start_pool(spec: &ChainSpec, pool: PoolConfig) -> Self {
+        Self::start_full(spec, None, pool).await
+    }
+
+    async fn start_full(spec: &ChainSpec, ws: Option<SocketAddr>, pool: PoolConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         netmind_chain::node::init(dir.path(), spec).unwrap();
-        let running = start_in(dir.path(), ws).await;
+        let running = start_in(dir.path(), ws, pool).await;
         let addr = running.http_addr;
         Self {
             running: Some(running),
@@ -54,7 +63,7 @@ impl TestNode {
 
     /// Starts the node again on the same datadir.
     pub(crate) async fn restart(&mut self) {
-        let running = start_in(self.dir.path(), None).await;
+        let running = start_in(self.dir.path(), None, PoolConfig::default()).await;
         self.addr = running.http_addr;
         self.running = Some(running);
     }
@@ -121,12 +130,12 @@ impl TestNode {
     }
 }
 
-async fn start_in(dir: &std::path::Path, ws: Option<SocketAddr>) -> Running {
+async fn start_in(dir: &std::path::Path, ws: Option<SocketAddr>, pool: PoolConfig) -> Running {
     let cfg = NodeConfig {
         datadir: dir.to_path_buf(),
         http: "127.0.0.1:0".parse().unwrap(),
         ws,
-        pool: PoolConfig::default(),
+        pool,
     };
     start(cfg, dev_signers()[0].clone()).await.unwrap()
 }
