@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use alloy_primitives::{Address, B256};
-use netmind_protocol::work::{Receipt, Release, Start};
+use netmind_protocol::work::{Receipt, Start};
 use serde::Serialize;
 
 use crate::engine::{Command, Event, Price, Side, Time};
@@ -540,36 +540,6 @@ impl Jobs {
         Ok(&self.jobs[&id])
     }
 
-    /// Checks that the host may hand back `release`'s deal (it holds it,
-    /// unreported, in a job under way).
-    ///
-    /// # Errors
-    ///
-    /// As [`Jobs::check_start`].
-    pub fn release(&mut self, release: &Release) -> Result<(), WorkError> {
-        self.deal_mut(release.deal, release.host).map(|_| ())
-    }
-
-    /// The bid that places `deal`'s replica again after its host hands it
-    /// back, with its job.
-    ///
-    /// # Errors
-    ///
-    /// As [`Jobs::check_start`].
-    pub fn release_bid(
-        &mut self,
-        release: &Release,
-        now: Time,
-    ) -> Result<(B256, crate::engine::Bid), WorkError> {
-        let (job, _) = self.deal_mut(release.deal, release.host)?;
-        let bid = job
-            .bid
-            .as_ref()
-            .ok_or(WorkError::UnknownDeal(release.deal))?;
-        let retry = lease::one_more(job, bid, lease::retry_id(&job.id, &release.deal), now);
-        Ok((job.id, retry))
-    }
-
     /// Checks that `receipt` may be applied.
     ///
     /// # Errors
@@ -608,54 +578,6 @@ impl Jobs {
         self.touch(r.host, at);
         self.changed.push(id);
         Ok(&self.jobs[&id])
-    }
-
-    /// Checks that `by` may cancel job `id`: it is the job's owner and the
-    /// job is not finished.
-    ///
-    /// # Errors
-    ///
-    /// [`WorkError::UnknownJob`], [`WorkError::NotOwner`] or
-    /// [`WorkError::Finished`].
-    pub fn check_cancel(&self, id: &B256, by: Address) -> Result<(), WorkError> {
-        let job = self.jobs.get(id).ok_or(WorkError::UnknownJob(*id))?;
-        if job.owner != by {
-            return Err(WorkError::NotOwner {
-                job: *id,
-                owner: job.owner,
-                by,
-            });
-        }
-        if job.state.finished() {
-            return Err(WorkError::Finished {
-                job: *id,
-                state: job.state.name(),
-            });
-        }
-        Ok(())
-    }
-
-    /// The owner cancels job `id`: it is `cancelled`, its replicas not yet
-    /// reported are `cancelled` (their hosts stop them; late receipts are
-    /// refused), and nothing more is placed for it.
-    ///
-    /// # Errors
-    ///
-    /// As [`Jobs::check_cancel`].
-    pub fn cancel(&mut self, id: &B256, by: Address, at: Time) -> Result<(), WorkError> {
-        self.check_cancel(id, by)?;
-        self.wanting.remove(id);
-        self.finish_unless_done(id, JobState::Cancelled, at);
-        Ok(())
-    }
-
-    /// Bids the market placed for `job` (lapsed or extra replicas).
-    pub fn placed_for(&self, job: &B256) -> Vec<B256> {
-        self.aliases
-            .iter()
-            .filter(|(_, j)| *j == job)
-            .map(|(bid, _)| *bid)
-            .collect()
     }
 
     fn touch(&mut self, host: Address, at: Time) {
@@ -774,71 +696,10 @@ fn bundle_ids(signed: &str) -> (B256, B256) {
     })
 }
 
-/// Decides a job once a verdict has more than half of the replicas wanted
-/// and reported; asks for one more replica when every replica reported
-/// without one, and fails the job once `2 × replicas + 1` reported.
-fn decide(job: &mut Job) {
-    let mut votes: Vec<((B256, String, i32), Vec<usize>)> = Vec::new();
-    for (i, d) in job.deals.iter().enumerate() {
-        let (Some(output), Some(status), Some(exit)) = (d.output, &d.status, d.exit) else {
-            continue;
-        };
-        let key = (output, status.clone(), exit);
-        match votes.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push(i),
-            None => votes.push((key, vec![i])),
-        }
-    }
-    let reported: usize = votes.iter().map(|(_, v)| v.len()).sum();
-    let wanted = (job.replicas + job.extra_replicas) as usize;
-    let winner = votes
-        .iter()
-        .find(|(_, v)| 2 * v.len() > wanted.max(reported));
-    let pending = job
-        .deals
-        .iter()
-        .any(|d| matches!(d.state, DealState::Assigned | DealState::Running));
-    let most = 2 * job.replicas as usize + 1;
-    match winner {
-        Some(((output, status, exit), agree)) => {
-            let agree = agree.clone();
-            job.result = Some(JobResult {
-                output: *output,
-                status: status.clone(),
-                exit: *exit,
-                hosts: agree.iter().map(|i| job.deals[*i].host).collect(),
-            });
-            for (i, d) in job.deals.iter_mut().enumerate() {
-                if agree.contains(&i) {
-                    d.state = DealState::Accepted;
-                } else if d.state == DealState::Reported {
-                    d.state = DealState::Rejected;
-                }
-            }
-            job.state = JobState::Done;
-        }
-        None if !pending && reported >= wanted && reported < most => {
-            job.state = JobState::Verifying;
-            job.wants_extra = true;
-        }
-        None if !pending && reported >= wanted => {
-            job.state = JobState::Failed;
-            job.reason = Some(format!(
-                "no majority: {reported} replicas reported {} different results \
-                 (the most asked for is 2 × replicas + 1 = {most})",
-                votes.len()
-            ));
-            for d in &mut job.deals {
-                if d.state == DealState::Reported {
-                    d.state = DealState::Rejected;
-                }
-            }
-        }
-        None => job.state = JobState::Verifying,
-    }
-}
-
+mod decide;
 mod lease;
+mod owner;
+use decide::decide;
 pub use lease::{Extra, Lapse, REPORT_GRACE, START_WITHIN};
 
 #[cfg(test)]

@@ -19,7 +19,9 @@ use crate::journal::{Journal, JournalLock, Sequencer};
 #[serde(deny_unknown_fields)]
 pub struct MarketConfig {
     /// The data directory: the SQLite journal (`market.db`) unless `db`
-    /// says otherwise, and the blobs (`blobs/`).
+    /// says otherwise, and the blobs (`blobs/`). In a config file it may be
+    /// left out: `netmind market serve --data` gives it.
+    #[serde(default)]
     pub data: PathBuf,
     /// The journal: a `postgres://` URL, or a SQLite file path; `None` for
     /// `<data>/market.db`.

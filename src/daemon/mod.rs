@@ -9,7 +9,7 @@
 //! Ctrl-C it withdraws its offer, finishes the replicas it runs (up to
 //! `--grace`), and exits.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -84,10 +84,14 @@ pub(crate) struct Daemon {
     taken: Mutex<HashSet<B256>>,
     /// The stop flag of each deal running now: set when its job is
     /// cancelled or decided without it.
-    pub(crate) running: Mutex<std::collections::HashMap<B256, Arc<std::sync::atomic::AtomicBool>>>,
+    pub(crate) running: Mutex<HashMap<B256, Arc<std::sync::atomic::AtomicBool>>>,
     slots: Arc<Semaphore>,
     /// Wakes the offer task when a slot frees up.
     freed: tokio::sync::Notify,
+    /// The sandboxes, by (deterministic, fuel): built once.
+    pub(crate) runtimes: Mutex<HashMap<SandboxKey, Arc<netmind_host::Runtime>>>,
+    /// Compiled components by sandbox and SHA-256.
+    pub(crate) components: Mutex<HashMap<(SandboxKey, [u8; 32]), Arc<netmind_host::Job>>>,
     /// The settings in force (flags, config file, defaults).
     pub(crate) settings: config::Settings,
     /// The owner uses the machine: no offer stands.
@@ -97,6 +101,9 @@ pub(crate) struct Daemon {
     /// Running jobs are stopped and handed back to the market.
     pub(crate) handing_back: std::sync::atomic::AtomicBool,
 }
+
+/// Which sandbox a job needs: (deterministic, fuel metered).
+pub(crate) type SandboxKey = (bool, bool);
 
 /// Where a host keeps its data unless told: `$XDG_DATA_HOME/netmind/host`,
 /// else `~/.local/share/netmind/host`, else a directory under the temp dir.
@@ -152,6 +159,8 @@ async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> 
         running: Mutex::default(),
         slots: Arc::new(Semaphore::new(settings.slots as usize)),
         freed: tokio::sync::Notify::new(),
+        runtimes: Mutex::default(),
+        components: Mutex::default(),
         yielding: Default::default(),
         paused: Default::default(),
         handing_back: Default::default(),

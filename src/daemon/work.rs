@@ -301,18 +301,7 @@ fn execute(
     };
     let output_dir = dir.join("output");
     std::fs::create_dir_all(&output_dir)?;
-    let runtime = Runtime::with_nn(
-        SandboxConfig {
-            deterministic,
-            fuel: limits.fuel.is_some(),
-            cache_dir: Some(d.data.join("components")),
-            pooled_jobs: 1,
-            gpu: d.gpu.clone(),
-            ..SandboxConfig::default()
-        },
-        d.nn.clone(),
-    )?;
-    let loaded = runtime.load(&bundle.component)?;
+    let loaded = compiled(d, deterministic, limits.fuel.is_some(), &bundle.component)?;
     let mut args = vec![bundle.manifest.job.name.clone()];
     args.extend(bundle.manifest.job.args.iter().cloned());
     let env = bundle
@@ -338,6 +327,58 @@ fn execute(
     let archive = crate::tarball::pack(&output_dir)?;
     Ok((report, Bytes::from(archive)))
 }
+
+/// The sandbox for `(deterministic, fuel)` runs, built once, and the
+/// component compiled for it, kept in memory (up to [`KEEP_COMPILED`]
+/// components; on disk under `data/components` beyond that).
+fn compiled(
+    d: &Daemon,
+    deterministic: bool,
+    fuel: bool,
+    wasm: &[u8],
+) -> Result<Arc<netmind_host::Job>> {
+    let key = (deterministic, fuel);
+    let runtime = {
+        let mut runtimes = d.runtimes.lock().unwrap_or_else(|e| e.into_inner());
+        match runtimes.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let r = Arc::new(Runtime::with_nn(
+                    SandboxConfig {
+                        deterministic,
+                        fuel,
+                        cache_dir: Some(d.data.join("components")),
+                        pooled_jobs: d.settings.slots.max(1),
+                        gpu: d.gpu.clone(),
+                        ..SandboxConfig::default()
+                    },
+                    d.nn.clone(),
+                )?);
+                runtimes.insert(key, r.clone());
+                r
+            }
+        }
+    };
+    let hash = BlobId::of(wasm).0;
+    if let Some(job) = d
+        .components
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&(key, hash))
+    {
+        return Ok(job.clone());
+    }
+    let job = Arc::new(runtime.load(wasm)?);
+    let mut components = d.components.lock().unwrap_or_else(|e| e.into_inner());
+    if components.len() >= KEEP_COMPILED {
+        components.clear();
+    }
+    components.insert((key, hash), job.clone());
+    Ok(job)
+}
+
+/// Components kept compiled in memory.
+const KEEP_COMPILED: usize = 32;
 
 /// The receipt's status and exit code for how a run ended.
 fn status(t: &Termination) -> (&'static str, i32) {
