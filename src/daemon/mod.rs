@@ -91,7 +91,9 @@ pub(crate) struct Daemon {
     /// The sandboxes, by (deterministic, fuel): built once.
     pub(crate) runtimes: Mutex<HashMap<SandboxKey, Arc<netmind_host::Runtime>>>,
     /// Compiled components by sandbox and SHA-256.
-    pub(crate) components: Mutex<HashMap<(SandboxKey, [u8; 32]), Arc<netmind_host::Job>>>,
+    pub(crate) components: Mutex<Compiled>,
+    /// Bundles unpacked, by id.
+    pub(crate) bundles: Mutex<HashMap<B256, Arc<work::UnpackedBundle>>>,
     /// The settings in force (flags, config file, defaults).
     pub(crate) settings: config::Settings,
     /// The owner uses the machine: no offer stands.
@@ -104,6 +106,9 @@ pub(crate) struct Daemon {
 
 /// Which sandbox a job needs: (deterministic, fuel metered).
 pub(crate) type SandboxKey = (bool, bool);
+
+/// Compiled components, by sandbox and bundle id.
+pub(crate) type Compiled = HashMap<(SandboxKey, [u8; 32]), Arc<netmind_host::Job>>;
 
 /// Where a host keeps its data unless told: `$XDG_DATA_HOME/netmind/host`,
 /// else `~/.local/share/netmind/host`, else a directory under the temp dir.
@@ -161,6 +166,7 @@ async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> 
         freed: tokio::sync::Notify::new(),
         runtimes: Mutex::default(),
         components: Mutex::default(),
+        bundles: Mutex::default(),
         yielding: Default::default(),
         paused: Default::default(),
         handing_back: Default::default(),

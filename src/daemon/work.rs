@@ -107,13 +107,13 @@ async fn work(d: &Arc<Daemon>, deal: B256, job: &Value) -> Result<()> {
         bytes = Empty
     );
     let (bundle_bytes, input) = async {
-        let bundle = fetch(d, "bundles", bundle_id).await?;
+        let bundle = unpacked(d, bundle_id).await?;
         let input = if input_id == B256::ZERO {
             None
         } else {
             Some(fetch(d, "inputs", input_id).await?)
         };
-        let bytes = bundle.len() + input.as_ref().map_or(0, Bytes::len);
+        let bytes = bundle.size + input.as_ref().map_or(0, Bytes::len);
         tracing::Span::current().record("bytes", bytes);
         anyhow::Ok((bundle, input))
     }
@@ -244,6 +244,36 @@ fn parse_id(v: &serde_json::Value, what: &str) -> Result<B256> {
         .with_context(|| format!("the job has no {what} id"))
 }
 
+/// A bundle, unpacked: from memory (checked against its id when it was
+/// put there), else fetched, checked and unpacked (up to [`KEEP_COMPILED`]
+/// bundles stay in memory).
+async fn unpacked(d: &Arc<Daemon>, id: B256) -> Result<Arc<UnpackedBundle>> {
+    if let Some(b) = d.bundles.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        return Ok(b.clone());
+    }
+    let bytes = fetch(d, "bundles", id).await?;
+    let size = bytes.len();
+    let bundle = tokio::task::spawn_blocking(move || {
+        Bundle::unpack(&bytes, &BundleLimits::default()).context("the bundle is not valid")
+    })
+    .await
+    .context("unpacking panicked")??;
+    let b = Arc::new(UnpackedBundle { bundle, size, id });
+    let mut bundles = d.bundles.lock().unwrap_or_else(|e| e.into_inner());
+    if bundles.len() >= KEEP_COMPILED {
+        bundles.clear();
+    }
+    bundles.insert(id, b.clone());
+    Ok(b)
+}
+
+/// A bundle as it runs, and its packed size.
+pub(crate) struct UnpackedBundle {
+    pub(crate) bundle: Bundle,
+    pub(crate) size: usize,
+    pub(crate) id: B256,
+}
+
 /// A blob from the cache under `data/kind`, else from the market; checked
 /// against its name either way.
 async fn fetch(d: &Daemon, kind: &str, id: B256) -> Result<Bytes> {
@@ -266,15 +296,14 @@ async fn fetch(d: &Daemon, kind: &str, id: B256) -> Result<Bytes> {
 /// Runs the bundle in the sandbox; returns the report and the output archive.
 fn execute(
     d: &Daemon,
-    bundle_bytes: &[u8],
+    unpacked: &UnpackedBundle,
     input: Option<&[u8]>,
     dir: &std::path::Path,
     deterministic: bool,
     max_seconds: u64,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(netmind_host::RunReport, Bytes)> {
-    let bundle = Bundle::unpack(bundle_bytes, &BundleLimits::default())
-        .context("the bundle is not valid")?;
+    let bundle = &unpacked.bundle;
     let mut limits = JobLimits::from_resources(&bundle.manifest.resources);
     limits.wall_time = limits
         .wall_time
@@ -301,7 +330,13 @@ fn execute(
     };
     let output_dir = dir.join("output");
     std::fs::create_dir_all(&output_dir)?;
-    let loaded = compiled(d, deterministic, limits.fuel.is_some(), &bundle.component)?;
+    let loaded = compiled(
+        d,
+        deterministic,
+        limits.fuel.is_some(),
+        unpacked.id,
+        &bundle.component,
+    )?;
     let mut args = vec![bundle.manifest.job.name.clone()];
     args.extend(bundle.manifest.job.args.iter().cloned());
     let env = bundle
@@ -335,6 +370,7 @@ fn compiled(
     d: &Daemon,
     deterministic: bool,
     fuel: bool,
+    bundle_id: B256,
     wasm: &[u8],
 ) -> Result<Arc<netmind_host::Job>> {
     let key = (deterministic, fuel);
@@ -359,7 +395,7 @@ fn compiled(
             }
         }
     };
-    let hash = BlobId::of(wasm).0;
+    let hash = bundle_id.0;
     if let Some(job) = d
         .components
         .lock()

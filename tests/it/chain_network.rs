@@ -258,7 +258,7 @@ fn setup() -> (tempfile::TempDir, Net, PrivateKeySigner) {
     )
     .unwrap();
     let net = Net {
-        dir: dir.clone(),
+        dir,
         ports: (0..4).map(|_| free_port()).collect(),
         keys,
     };
