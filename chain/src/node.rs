@@ -3,9 +3,9 @@
 //! With `period > 0` the sealer seals a block (empty or not) every `period`
 //! seconds when this authority may (EIP-225): in turn at the due time
 //! (difficulty 2); out of turn (difficulty 1) only after a further 500 ms plus
-//! a random `[0, (N/2 + 1) × 500 ms)` wiggle (plus one more wiggle span for the
-//! signer in turn for the next block), if no block at that height arrived
-//! meanwhile, and never while it signed one of the last `N/2 + 1` blocks or a
+//! one second per rank among the backup signers (a deterministic back-off:
+//! the signer in turn for the next block ranks last), if no block at that
+//! height arrived meanwhile, and never while it signed one of the last `N/2 + 1` blocks or a
 //! peer reports a longer chain ([`Node::set_peer_head`]). With `period == 0`
 //! (single authority only) it seals as soon as transactions are pooled.
 //! Blocks from peers come in through [`Node::import`] ([`crate::net`]).
@@ -607,8 +607,8 @@ impl Node {
 
     /// When this authority should seal on top of `parent`: `None` if it may
     /// not (signed recently, not an authority, still syncing, a peer is
-    /// ahead), else the extra delay after the due time (zero in turn; 500 ms +
-    /// a random wiggle of up to `(N/2 + 1) × 500 ms` out of turn, as geth).
+    /// ahead), else the extra delay after the due time (zero in turn; out of
+    /// turn 500 ms plus [`BACKOFF_MS`] per rank among the backups).
     fn seal_delay(&self, parent: &Header) -> Option<Duration> {
         if !self.synced.load(Ordering::Relaxed)
             || self.peer_head.load(Ordering::Relaxed) > parent.number
@@ -624,22 +624,35 @@ impl Node {
         if crate::clique::in_turn(number, me, &snap.sorted_signers()) {
             return Some(Duration::ZERO);
         }
-        let wiggle = (snap.signers.len() as u64 / 2 + 1) * 500;
-        // The signer in turn for the next block waits longer, so that another
-        // out-of-turn signer takes this one and the next is in turn again
-        // (else out-of-turn blocks can follow each other for a while).
-        let next_in_turn = crate::clique::in_turn(number + 1, me, &snap.sorted_signers());
-        let base = if next_in_turn { 500 + wiggle } else { 500 };
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let seed = std::hash::BuildHasher::hash_one(
-            &std::collections::hash_map::RandomState::new(),
-            nanos,
-        );
-        Some(Duration::from_millis(base + seed % wiggle))
+        // Out of turn, the signers that may seal take ranks (those not in turn
+        // for the next block first, then by distance from the one in turn),
+        // and each waits 500 ms plus a second per rank: a deterministic
+        // back-off, as BSC's Parlia does, instead of geth's random wiggle.
+        // Two backups never race for one slot, so without reorgs a slow
+        // network does not fork the chain.
+        let signers = snap.sorted_signers();
+        let n = signers.len();
+        let due = (number % n as u64) as usize;
+        let mut backups: Vec<(bool, usize, Address)> = signers
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i != due && snap.may_seal(number, **s))
+            .map(|(i, s)| {
+                (
+                    crate::clique::in_turn(number + 1, *s, &signers),
+                    (i + n - due) % n,
+                    *s,
+                )
+            })
+            .collect();
+        backups.sort();
+        let rank = backups.iter().position(|b| b.2 == me)? as u64;
+        Some(Duration::from_millis(500 + rank * BACKOFF_MS))
     }
 }
+
+/// How much longer each further backup signer waits to seal out of turn, ms.
+const BACKOFF_MS: u64 = 1_000;
 
 /// Why `eth_sendRawTransaction` failed.
 #[derive(Debug, thiserror::Error)]

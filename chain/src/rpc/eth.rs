@@ -77,6 +77,26 @@ pub trait EthApi {
     /// `eth_getBlockByHash`
     #[method(name = "eth_getBlockByHash")]
     fn block_by_hash(&self, hash: B256, full: bool) -> RpcResult<Option<Block>>;
+    /// `eth_getBlockTransactionCountByHash`.
+    #[method(name = "eth_getBlockTransactionCountByHash")]
+    fn block_tx_count_by_hash(&self, hash: B256) -> RpcResult<Option<U64>>;
+
+    /// `eth_getBlockTransactionCountByNumber`.
+    #[method(name = "eth_getBlockTransactionCountByNumber")]
+    fn block_tx_count_by_number(&self, number: BlockNumberOrTag) -> RpcResult<Option<U64>>;
+
+    /// `eth_getTransactionByBlockHashAndIndex`.
+    #[method(name = "eth_getTransactionByBlockHashAndIndex")]
+    fn tx_by_block_hash_and_index(&self, hash: B256, index: U64) -> RpcResult<Option<Transaction>>;
+
+    /// `eth_getTransactionByBlockNumberAndIndex`.
+    #[method(name = "eth_getTransactionByBlockNumberAndIndex")]
+    fn tx_by_block_number_and_index(
+        &self,
+        number: BlockNumberOrTag,
+        index: U64,
+    ) -> RpcResult<Option<Transaction>>;
+
     /// `eth_getLogs`
     #[method(name = "eth_getLogs", blocking)]
     fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>>;
@@ -148,6 +168,13 @@ impl EthRpc {
             None => Err(err(-32000, "header not found")),
         }
     }
+}
+
+/// The transaction at `index` of `block`, as the RPC shows it.
+fn tx_at(block: &crate::store::StoredBlock, index: u64) -> Option<Transaction> {
+    let i = usize::try_from(index).ok()?;
+    let (tx, from) = (block.transactions.get(i)?, block.senders.get(i)?);
+    Some(rpc_tx(tx.clone(), *from, &block.header, block.hash, i))
 }
 
 fn call_error(e: CallError) -> ErrorObjectOwned {
@@ -300,6 +327,40 @@ impl EthApiServer for EthRpc {
             .map_err(internal)?
             .map(|b| rpc_block(&r, b, full))
             .transpose()
+    }
+
+    fn block_tx_count_by_hash(&self, hash: B256) -> RpcResult<Option<U64>> {
+        let r = self.reader()?;
+        Ok(r.block(hash)
+            .map_err(internal)?
+            .map(|b| U64::from(b.transactions.len())))
+    }
+
+    fn block_tx_count_by_number(&self, number: BlockNumberOrTag) -> RpcResult<Option<U64>> {
+        let r = self.reader()?;
+        let n = self.number_of(number, r.head().map_err(internal)?.0);
+        Ok(r.block_by_number(n)
+            .map_err(internal)?
+            .map(|b| U64::from(b.transactions.len())))
+    }
+
+    fn tx_by_block_hash_and_index(&self, hash: B256, index: U64) -> RpcResult<Option<Transaction>> {
+        let r = self.reader()?;
+        Ok(r.block(hash)
+            .map_err(internal)?
+            .and_then(|b| tx_at(&b, index.to::<u64>())))
+    }
+
+    fn tx_by_block_number_and_index(
+        &self,
+        number: BlockNumberOrTag,
+        index: U64,
+    ) -> RpcResult<Option<Transaction>> {
+        let r = self.reader()?;
+        let n = self.number_of(number, r.head().map_err(internal)?.0);
+        Ok(r.block_by_number(n)
+            .map_err(internal)?
+            .and_then(|b| tx_at(&b, index.to::<u64>())))
     }
 
     fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>> {

@@ -47,13 +47,6 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
     ("eth_capabilities/", "not implemented"),
     ("eth_config/", "EIP-7910 not implemented"),
     ("eth_createAccessList/", "not implemented"),
-    ("eth_getBlockTransactionCountByHash/", "not implemented"),
-    ("eth_getBlockTransactionCountByNumber/", "not implemented"),
-    ("eth_getTransactionByBlockHashAndIndex/", "not implemented"),
-    (
-        "eth_getTransactionByBlockNumberAndIndex/",
-        "not implemented",
-    ),
     (
         "eth_getProof/",
         "no trie proofs (state root is recomputed, no trie kept)",
