@@ -1,4 +1,6 @@
-//! `netmind job submit|status|explain`: a job owner's signed job orders.
+//! `netmind job submit|status|cancel|result|logs|explain`: a job owner's signed job orders.
+
+mod logs;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,6 +52,19 @@ pub(crate) enum JobCommand {
         /// Where to unpack the output (created).
         #[arg(long, short)]
         output: PathBuf,
+        #[command(flatten)]
+        market: MarketArgs,
+    },
+    /// What the job printed (stdout and stderr, and its progress reports).
+    ///
+    /// A job on several replicas shows each replica's log under a header,
+    /// once the job is decided (so no host copies another's answer).
+    Logs {
+        /// The job (its order id).
+        id: String,
+        /// Keep printing as the job runs, until it is decided.
+        #[arg(long, short)]
+        follow: bool,
         #[command(flatten)]
         market: MarketArgs,
     },
@@ -132,6 +147,7 @@ pub(crate) fn job(cmd: JobCommand) -> Result<ExitCode> {
             }
             JobCommand::Status { id, market, json } => status(&id, &market, json).await,
             JobCommand::Explain { id, market, json } => explain(&id, &market, json).await,
+            JobCommand::Logs { id, follow, market } => logs::logs(&id, &market, follow).await,
             JobCommand::Cancel { id, key, market } => {
                 crate::offer::cancel(&id, &key, &market).await
             }

@@ -518,6 +518,16 @@ impl Jobs {
         self.deal_mut(start.deal, start.host).map(|_| ())
     }
 
+    /// Checks that `host` holds `deal` and that it is open (a host may
+    /// send its job's log until it reports).
+    ///
+    /// # Errors
+    ///
+    /// As [`Jobs::check_start`].
+    pub fn check_open(&mut self, deal: B256, host: Address) -> Result<(), WorkError> {
+        self.deal_mut(deal, host).map(|_| ())
+    }
+
     /// A host started a replica.
     ///
     /// # Errors

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod jobs;
 pub mod journal;
+pub mod logs;
 pub mod orders;
 pub mod server;
 pub mod telemetry;

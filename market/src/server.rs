@@ -13,6 +13,7 @@ use crate::blob::DiskStore;
 use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::journal::{Journal, JournalLock, Sequencer};
+use crate::logs::LogStore;
 
 /// Where a market keeps its state, and how it runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,7 +88,12 @@ impl Market {
             what: format!("cannot open blob store {}", blobs_dir.display()),
             source,
         })?;
-        let state = State::new(config.api, journal, sequencer, Arc::new(blobs));
+        let logs_dir = config.data.join("logs");
+        let logs = LogStore::open(&logs_dir, config.api.max_log).map_err(|source| Error::Io {
+            what: format!("cannot open the deals' logs {}", logs_dir.display()),
+            source,
+        })?;
+        let state = State::new(config.api, journal, sequencer, Arc::new(blobs), logs);
         Ok(Self {
             state: Arc::new(state),
             lock,

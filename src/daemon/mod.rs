@@ -31,6 +31,7 @@ use crate::offer::{ms_from_now, nonce};
 mod caps;
 mod config;
 mod idle;
+mod logs;
 pub(crate) mod owner;
 mod work;
 

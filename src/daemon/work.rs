@@ -136,6 +136,8 @@ async fn work(d: &Arc<Daemon>, deal: B256, job: &Value) -> Result<()> {
         runtime_ms = Empty
     );
     let in_run = run.clone();
+    let shipper = super::logs::Shipper::start(d, deal);
+    let observer = shipper.observer();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     d.running
         .lock()
@@ -150,7 +152,7 @@ async fn work(d: &Arc<Daemon>, deal: B256, job: &Value) -> Result<()> {
             &dir,
             replicas > 1,
             max_seconds,
-            stop,
+            Watch { stop, observer },
         )
     })
     .await
@@ -163,6 +165,7 @@ async fn work(d: &Arc<Daemon>, deal: B256, job: &Value) -> Result<()> {
     if let Ok((report, _)) = &outcome
         && report.termination == Termination::Cancelled
     {
+        drop(shipper);
         run.record("status", "cancelled");
         if d.handing_back.load(std::sync::atomic::Ordering::Relaxed) {
             super::owner::hand_back(d, deal).await;
@@ -171,6 +174,8 @@ async fn work(d: &Arc<Daemon>, deal: B256, job: &Value) -> Result<()> {
         }
         return Ok(());
     }
+    // The whole log is at the market before the receipt.
+    shipper.finish().await;
     let receipt = match outcome {
         Ok((report, archive)) => {
             let upload =
@@ -293,6 +298,12 @@ async fn fetch(d: &Daemon, kind: &str, id: B256) -> Result<Bytes> {
     Ok(bytes)
 }
 
+/// What follows a run from outside: its stop flag and where its output goes.
+struct Watch {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    observer: Arc<dyn netmind_host::RunObserver>,
+}
+
 /// Runs the bundle in the sandbox; returns the report and the output archive.
 fn execute(
     d: &Daemon,
@@ -301,7 +312,7 @@ fn execute(
     dir: &std::path::Path,
     deterministic: bool,
     max_seconds: u64,
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    watch: Watch,
 ) -> Result<(netmind_host::RunReport, Bytes)> {
     let bundle = &unpacked.bundle;
     let mut limits = JobLimits::from_resources(&bundle.manifest.resources);
@@ -355,8 +366,8 @@ fn execute(
         output_dir: output_dir.clone(),
         limits,
         seed: 0,
-        observer: None,
-        cancel: Some(stop),
+        observer: Some(watch.observer),
+        cancel: Some(watch.stop),
         pause: Some(d.paused.clone()),
     })?;
     let archive = crate::tarball::pack(&output_dir)?;

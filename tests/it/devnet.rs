@@ -187,6 +187,45 @@ fn jobs_from_the_cli_run_on_three_host_processes_and_match_a_local_run() {
         );
     }
     eprintln!("6 jobs (9 replicas) on 3 hosts in {:?}", started.elapsed());
+
+    // Logs: followed from submission until the job is decided; a replicated
+    // job shows each replica's log under its header.
+    let hello = repo().join("samples/hello");
+    for replicas in ["1", "2"] {
+        let submitted = netmind(&[
+            "job",
+            "submit",
+            hello.to_str().unwrap(),
+            "--max-price",
+            "1000",
+            "--replicas",
+            replicas,
+            "--market",
+            &url,
+            "--keystore",
+            keys.join("owner.json").to_str().unwrap(),
+            "--password-file",
+            keys.join("password").to_str().unwrap(),
+        ]);
+        assert!(submitted.status.success(), "{}", stderr(&submitted));
+        let id = stdout(&submitted).trim().to_owned();
+        let follow = netmind(&["job", "logs", &id, "--follow", "--market", &url]);
+        let (out, err) = (stdout(&follow), stderr(&follow));
+        assert!(follow.status.success(), "{out}\n{err}");
+        assert!(err.contains(&format!("job {id}: done")), "{err}");
+        let headers = out.matches("==> replica ").count();
+        if replicas == "1" {
+            assert_eq!(headers, 0, "{out}");
+            assert_eq!(out.matches("GREETING=hello\n").count(), 1, "{out}");
+        } else {
+            assert_eq!(headers, 2, "{out}");
+            assert_eq!(out.matches("GREETING=hello\n").count(), 2, "{out}");
+        }
+        // Read again once done: the same text, without waiting.
+        let again = netmind(&["job", "logs", &id, "--market", &url]);
+        assert!(again.status.success(), "{}", stderr(&again));
+        assert_eq!(stdout(&again), out);
+    }
     drop(devnet);
 }
 

@@ -1,6 +1,6 @@
 //! What a host signs about the work it does for a deal: [`Start`] when it
-//! begins a replica, [`Receipt`] when it finishes, [`Release`] when it hands
-//! the deal back unfinished, as EIP-712 typed data
+//! begins a replica, [`Log`] for what the job prints, [`Receipt`] when it
+//! finishes, [`Release`] when it hands the deal back unfinished, as EIP-712 typed data
 //! under the market's [`crate::orders::domain`], like orders.
 //!
 //! A receipt commits to the output archive's SHA-256 (its blob id), the exit
@@ -37,6 +37,22 @@ sol! {
         uint64 at;
     }
 
+    /// A piece of what a deal's job printed (stdout and stderr as they came,
+    /// progress reports as `progress: done/total message` lines), sent by
+    /// its host while the job runs so the owner can follow it.
+    #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+    struct Log {
+        /// The host (the signer).
+        address host;
+        /// The deal id.
+        bytes32 deal;
+        /// Bytes of the deal's log sent before this piece: the market
+        /// appends `text` at this offset (a resend is ignored, a gap refused).
+        uint64 offset;
+        /// The text (UTF-8).
+        string text;
+    }
+
     /// What a host's run of a deal's replica produced.
     #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
     struct Receipt {
@@ -69,6 +85,13 @@ impl Order for Start {
         self.host
     }
     const KIND: &'static str = "start";
+}
+
+impl Order for Log {
+    fn maker(&self) -> alloy_primitives::Address {
+        self.host
+    }
+    const KIND: &'static str = "log";
 }
 
 impl Order for Receipt {

@@ -109,7 +109,7 @@ pub(super) fn hosts(state: &State) -> Response<Body> {
     )
 }
 
-fn work_error(e: &WorkError) -> ApiError {
+pub(super) fn work_error(e: &WorkError) -> ApiError {
     let kind = match e {
         WorkError::UnknownDeal(_) | WorkError::UnknownJob(_) => Kind::NotFound,
         WorkError::NotYours { .. } | WorkError::NotOwner { .. } => Kind::NotMaker,
@@ -118,7 +118,7 @@ fn work_error(e: &WorkError) -> ApiError {
     ApiError::new(kind, e.to_string())
 }
 
-fn signed_by_host<T: Order>(state: &State, signed: &Signed<T>) -> Result<(), ApiError> {
+pub(super) fn signed_by_host<T: Order>(state: &State, signed: &Signed<T>) -> Result<(), ApiError> {
     crate::orders::verify(signed, &state.domain)
         .map(|_| ())
         .map_err(|e| {
@@ -161,6 +161,8 @@ async fn record(
     // Checked above; a concurrent report for the same deal may have won.
     work.apply(&mut jobs, at).map_err(|e| work_error(&e))?;
     let _ = state.sequencer().job_changes().send(jobs.take_changed());
+    // Readers following a deal's log learn that it may be complete.
+    state.logs.wake();
     let deal = match &work {
         Work::Start(s) => s.order.deal,
         Work::Receipt(r) => r.order.deal,
@@ -176,21 +178,34 @@ async fn record(
     Ok(wire::json(StatusCode::OK, &job))
 }
 
+/// The body of a host's `POST /v1/deals/{id}/...`: parsed, for the deal
+/// in the path, and signed by the host it names.
+pub(super) async fn signed_for_deal<T: Order + serde::de::DeserializeOwned>(
+    state: &State,
+    deal: &str,
+    req: Request<Incoming>,
+    deal_of: fn(&T) -> B256,
+) -> Result<Signed<T>, ApiError> {
+    let deal = order_id(deal).map_err(ApiError::in_path)?;
+    let bytes = wire::read_body(req, state.config.max_body).await?;
+    let signed: Signed<T> = wire::parse_json(&bytes, &format!("signed {}", T::KIND))?;
+    if deal_of(&signed.order) != deal {
+        return Err(ApiError::invalid(format!(
+            "the {} names deal {} but was posted for deal {deal}",
+            T::KIND,
+            deal_of(&signed.order)
+        )));
+    }
+    signed_by_host(state, &signed)?;
+    Ok(signed)
+}
+
 pub(super) async fn start(
     state: &State,
     deal: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let deal = order_id(deal).map_err(ApiError::in_path)?;
-    let bytes = wire::read_body(req, state.config.max_body).await?;
-    let signed: Signed<Start> = wire::parse_json(&bytes, "signed start")?;
-    if signed.order.deal != deal {
-        return Err(ApiError::invalid(format!(
-            "the start names deal {} but was posted for deal {deal}",
-            signed.order.deal
-        )));
-    }
-    signed_by_host(state, &signed)?;
+    let signed: Signed<Start> = signed_for_deal(state, deal, req, |o: &Start| o.deal).await?;
     let start = signed.order.clone();
     record(state, Work::Start(signed), move |jobs| {
         jobs.check_start(&start)
@@ -206,16 +221,7 @@ pub(super) async fn release(
     deal: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let deal = order_id(deal).map_err(ApiError::in_path)?;
-    let bytes = wire::read_body(req, state.config.max_body).await?;
-    let signed: Signed<Release> = wire::parse_json(&bytes, "signed release")?;
-    if signed.order.deal != deal {
-        return Err(ApiError::invalid(format!(
-            "the release names deal {} but was posted for deal {deal}",
-            signed.order.deal
-        )));
-    }
-    signed_by_host(state, &signed)?;
+    let signed: Signed<Release> = signed_for_deal(state, deal, req, |o: &Release| o.deal).await?;
     let (job, retry) = state
         .sequencer()
         .jobs()
@@ -332,6 +338,7 @@ pub(crate) async fn lapse_due(state: &State, now: crate::engine::Time) -> usize 
             }
             let _ = state.sequencer().job_changes().send(jobs.take_changed());
         }
+        state.logs.wake();
         tracing::info!(target: "market::jobs", deal = %l.deal, host = %l.host, "lease ran out; placing the replica again");
         if let Err(e) = state
             .sequencer()

@@ -24,6 +24,7 @@ mod events;
 mod jobs;
 pub(crate) use jobs::keep_leases;
 mod limits;
+mod logs;
 pub mod openapi;
 mod orders;
 mod wire;
@@ -44,6 +45,7 @@ use tracing::Instrument;
 
 use crate::blob::BlobStore;
 use crate::journal::{Journal, Sequencer};
+use crate::logs::LogStore;
 
 pub use error::{ApiError, Kind};
 pub use limits::Rate;
@@ -76,6 +78,8 @@ pub struct ApiConfig {
     /// How long past the bid's `maxSeconds` a started deal may take to
     /// report, ms; then it lapses the same way.
     pub lease_grace_ms: u64,
+    /// The most of a deal's log the market keeps, bytes; the rest is cut.
+    pub max_log: u64,
 }
 
 impl Default for ApiConfig {
@@ -100,6 +104,7 @@ impl Default for ApiConfig {
             max_event_streams: 1024,
             lease_start_ms: crate::jobs::START_WITHIN,
             lease_grace_ms: crate::jobs::REPORT_GRACE,
+            max_log: 1024 * 1024,
         }
     }
 }
@@ -112,6 +117,7 @@ pub struct State {
     journal: Journal,
     sequencer: Sequencer,
     blobs: Arc<dyn BlobStore>,
+    logs: LogStore,
     by_address: limits::Limiter<Address>,
     by_ip: limits::Limiter<IpAddr>,
     streams: Arc<AtomicUsize>,
@@ -126,6 +132,7 @@ impl State {
         journal: Journal,
         sequencer: Sequencer,
         blobs: Arc<dyn BlobStore>,
+        logs: LogStore,
     ) -> Self {
         Self {
             domain: netmind_protocol::orders::domain(config.chain_id),
@@ -135,6 +142,7 @@ impl State {
             journal,
             sequencer,
             blobs,
+            logs,
             streams: Arc::default(),
             closing: tokio::sync::watch::Sender::new(false),
         }
@@ -328,6 +336,11 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
         ["v1", "deals", id, "release"] => match method {
             Method::POST => jobs::release(state, id, req).await,
             _ => Err(allow("POST")),
+        },
+        ["v1", "deals", id, "logs"] => match method {
+            Method::GET => logs::read(state, id, req.uri()).await,
+            Method::POST => logs::append(state, id, req).await,
+            _ => Err(allow("GET or POST")),
         },
         ["v1", "receipts"] => match method {
             Method::POST => jobs::receipt(state, req).await,

@@ -81,7 +81,41 @@ fn addresses() -> Value {
     json!({ "type": "array", "items": reference("Address") })
 }
 
+/// The deals' logs' schemas (kept apart: one `json!` this size hits the
+/// macro recursion limit).
+fn log_schemas() -> Value {
+    json!({
+        "Log": {
+            "type": "object",
+            "description": "EIP-712 type Log(address host,bytes32 deal,uint64 offset,string text): a piece of what a deal's job printed, appended at byte `offset` of the deal's log",
+            "required": ["host", "deal", "offset", "text"],
+            "properties": { "host": reference("Address"), "deal": reference("Hash"), "offset": uint(64), "text": { "type": "string" } }
+        },
+        "LogSlice": {
+            "type": "object",
+            "description": "Part of a deal's log. A replicated job's logs are `held` (empty) until the job is decided",
+            "properties": {
+                "deal": reference("Hash"), "job": reference("Hash"), "host": reference("Address"),
+                "state": { "type": "string", "description": "The deal's state" },
+                "from": uint(64), "next": { "type": "integer", "description": "Where the next read starts" },
+                "len": { "type": "integer", "description": "The log's length, bytes" },
+                "text": { "type": "string" }, "held": { "type": "boolean" },
+                "complete": { "type": "boolean", "description": "The deal is over and its whole log has been read" }
+            }
+        },
+        "SignedLog": signed("Log")
+    })
+}
+
 fn schemas() -> Value {
+    let mut all = schemas_but_logs();
+    if let (Some(all), Value::Object(logs)) = (all.as_object_mut(), log_schemas()) {
+        all.extend(logs);
+    }
+    all
+}
+
+fn schemas_but_logs() -> Value {
     json!({
         "Error": {
             "type": "object", "required": ["error"],
@@ -324,6 +358,25 @@ pub fn document() -> Value {
                 "responses": write_errors(json!({ "200": ok("The job as it now is", reference("Job")),
                     "403": error_response("Another host holds the deal"), "404": error_response("No such deal"), "409": error_response("The deal is reported or its job decided") }))
             } },
+            "/v1/deals/{id}/logs": {
+                "get": {
+                    "summary": "A deal's log (what its job printed) from a byte offset, optionally waiting for more (`netmind job logs --follow`)",
+                    "parameters": [path_param("id", "the deal id"),
+                        query_param("from", "Byte offset to read from (default 0): the last answer's `next`", "integer"),
+                        query_param("wait", "When nothing is past `from` yet, wait up to this many ms (at most 30000) for text or the deal's end", "integer"),
+                        query_param("max", "Most bytes to answer (default and at most 262144)", "integer")],
+                    "responses": { "200": ok("Text from `from`", reference("LogSlice")),
+                        "400": error_response("A parameter does not parse"), "404": error_response("No such deal") }
+                },
+                "post": {
+                    "summary": "The deal's host appends a piece of its job's log while it runs (at most 1 MiB per deal is kept)",
+                    "parameters": [path_param("id", "the deal id")],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": reference("SignedLog") } } },
+                    "responses": write_errors(json!({ "200": ok("Stored: `len` is the log's length", json!({ "type": "object" })),
+                        "403": error_response("Another host holds the deal"), "404": error_response("No such deal"),
+                        "409": error_response("The deal is reported or its job decided, or the piece would leave a gap (send from the named byte)") }))
+                }
+            },
             "/v1/receipts": { "post": {
                 "summary": "A host's receipt for a deal it holds (upload the output blob first)",
                 "requestBody": { "required": true, "content": { "application/json": { "schema": reference("SignedReceipt") } } },

@@ -234,6 +234,8 @@ async fn every_route_is_described_in_a_valid_openapi_document() {
         ("GET", "/v1/hosts"),
         ("POST", "/v1/deals/{id}/start"),
         ("POST", "/v1/deals/{id}/release"),
+        ("GET", "/v1/deals/{id}/logs"),
+        ("POST", "/v1/deals/{id}/logs"),
         ("POST", "/v1/receipts"),
         ("PUT", "/v1/blobs/{sha256}"),
         ("GET", "/v1/blobs/{sha256}"),
@@ -246,7 +248,7 @@ async fn every_route_is_described_in_a_valid_openapi_document() {
     }
     assert_eq!(
         described.len(),
-        24,
+        26,
         "a described route the test does not know"
     );
     m.stop().await;

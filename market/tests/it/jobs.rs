@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::*;
 
-fn receipt(host: &PrivateKeySigner, deal: B256, output: B256) -> Receipt {
+pub(crate) fn receipt(host: &PrivateKeySigner, deal: B256, output: B256) -> Receipt {
     Receipt {
         host: host.address(),
         deal,
@@ -28,7 +28,7 @@ fn receipt(host: &PrivateKeySigner, deal: B256, output: B256) -> Receipt {
 
 /// Posts three hosts' offers and a job for `replicas`; returns the job and
 /// each deal with the key of the host that holds it.
-async fn matched(
+pub(crate) async fn matched(
     m: &TestMarket,
     hosts: &[PrivateKeySigner],
     replicas: u32,
@@ -73,7 +73,7 @@ async fn matched_by(
     (id, deals)
 }
 
-async fn upload(m: &TestMarket, bytes: &'static [u8]) -> B256 {
+pub(crate) async fn upload(m: &TestMarket, bytes: &'static [u8]) -> B256 {
     let (id, _) = m.client.put_blob(Bytes::from_static(bytes)).await.unwrap();
     B256::from(id.0)
 }

@@ -8,6 +8,7 @@ mod dashboard;
 mod data;
 mod events;
 mod jobs;
+mod logs;
 mod orders;
 mod refusals;
 
