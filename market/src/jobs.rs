@@ -96,6 +96,13 @@ pub enum DealState {
     Cancelled,
 }
 
+impl DealState {
+    /// Assigned or running: its host may still start, log and report it.
+    pub fn open(self) -> bool {
+        matches!(self, Self::Assigned | Self::Running)
+    }
+}
+
 /// One replica of a job.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobDeal {
@@ -441,7 +448,7 @@ impl Jobs {
         {
             if state == JobState::Cancelled {
                 for d in &mut job.deals {
-                    if matches!(d.state, DealState::Assigned | DealState::Running) {
+                    if d.state.open() {
                         d.state = DealState::Cancelled;
                     }
                 }
@@ -490,16 +497,7 @@ impl Jobs {
                 host,
             });
         }
-        if job.state.finished()
-            || matches!(
-                d.state,
-                DealState::Reported
-                    | DealState::Accepted
-                    | DealState::Rejected
-                    | DealState::Lapsed
-                    | DealState::Cancelled
-            )
-        {
+        if job.state.finished() || !d.state.open() {
             return Err(WorkError::Closed {
                 deal,
                 state: d.state,
@@ -623,7 +621,7 @@ impl Jobs {
         let mut running: HashMap<Address, u32> = HashMap::new();
         for job in self.jobs.values().filter(|j| !j.state.finished()) {
             for d in &job.deals {
-                if matches!(d.state, DealState::Assigned | DealState::Running) {
+                if d.state.open() {
                     *running.entry(d.host).or_default() += 1;
                 }
             }

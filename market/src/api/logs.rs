@@ -89,8 +89,7 @@ fn deal_view(state: &State, deal: &B256) -> Result<DealView, ApiError> {
         job: job.id,
         host: d.host,
         state: d.state,
-        closed: job.state.finished()
-            || !matches!(d.state, DealState::Assigned | DealState::Running),
+        closed: job.state.finished() || !d.state.open(),
         held: job.replicas > 1 && !job.state.finished(),
     })
 }

@@ -24,10 +24,7 @@ pub(super) fn decide(job: &mut Job) {
     let winner = votes
         .iter()
         .find(|(_, v)| 2 * v.len() > wanted.max(reported));
-    let pending = job
-        .deals
-        .iter()
-        .any(|d| matches!(d.state, DealState::Assigned | DealState::Running));
+    let pending = job.deals.iter().any(|d| d.state.open());
     let most = 2 * job.replicas as usize + 1;
     match winner {
         Some(((output, status, exit), agree)) => {

@@ -133,7 +133,7 @@ impl Jobs {
             .iter_mut()
             .find(|d| d.id == deal)
             .ok_or(WorkError::UnknownDeal(deal))?;
-        if !matches!(d.state, DealState::Assigned | DealState::Running) {
+        if !d.state.open() {
             return Err(WorkError::Closed {
                 deal,
                 state: d.state,
@@ -142,12 +142,7 @@ impl Jobs {
         }
         d.state = DealState::Lapsed;
         job.updated = job.updated.max(at);
-        if !job
-            .deals
-            .iter()
-            .any(|d| matches!(d.state, DealState::Assigned | DealState::Running))
-            && !job.state.finished()
-        {
+        if !job.deals.iter().any(|d| d.state.open()) && !job.state.finished() {
             job.state = if job.deals.iter().any(|d| d.state == DealState::Reported) {
                 JobState::Verifying
             } else {
