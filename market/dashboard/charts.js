@@ -199,6 +199,18 @@ export function drawPrice(el, market) {
     const t = t0 + ((t1 - t0) * i) / 3;
     ctx.fillText(clock(t).slice(0, interval >= 60000 ? 5 : 8), x(t), ht - B + 6);
   }
+  // The last-price line goes under the candles and its label over them, so a
+  // candle at the last price stays whole whatever the dash phase under it.
+  if (last !== null) {
+    ctx.strokeStyle = c.accent;
+    ctx.lineWidth = 2;
+    ctx.setLineDash([6, 4]);
+    ctx.beginPath();
+    ctx.moveTo(L, Math.round(y(last)) + 0.5);
+    ctx.lineTo(w - R, Math.round(y(last)) + 0.5);
+    ctx.stroke();
+    ctx.setLineDash([]);
+  }
   const cw = Math.max(3, Math.min(14, ((w - L - R) * interval) / (t1 - t0) * 0.7));
   for (const k of candles) {
     const cx = x(k.t + interval / 2);
@@ -210,19 +222,13 @@ export function drawPrice(el, market) {
     ctx.moveTo(Math.round(cx) + 0.5, y(k.hi));
     ctx.lineTo(Math.round(cx) + 0.5, y(k.lo));
     ctx.stroke();
+    // Bodies snap to whole pixels: crisp edges, at least 5 px tall.
     const top = Math.min(y(k.o), y(k.c));
-    const body = Math.max(5, Math.abs(y(k.o) - y(k.c)));
-    ctx.fillRect(cx - cw / 2, top - (body === 5 ? 2.5 : 0), cw, body);
+    const body = Math.max(5, Math.round(Math.abs(y(k.o) - y(k.c))));
+    const left = Math.round(cx - cw / 2);
+    ctx.fillRect(left, Math.round(top - (body === 5 ? 2.5 : 0)), Math.round(cx + cw / 2) - left, body);
   }
   if (last !== null) {
-    ctx.strokeStyle = c.accent;
-    ctx.lineWidth = 2;
-    ctx.setLineDash([6, 4]);
-    ctx.beginPath();
-    ctx.moveTo(L, Math.round(y(last)) + 0.5);
-    ctx.lineTo(w - R, Math.round(y(last)) + 0.5);
-    ctx.stroke();
-    ctx.setLineDash([]);
     ctx.fillStyle = c.accent;
     ctx.fillRect(w - R + 2, y(last) - 9, R - 4, 18);
     ctx.fillStyle = c.panel;

@@ -241,7 +241,8 @@ impl MarketClient {
     }
 
     /// `PUT /v1/blobs/{sha256}` of `bytes`; returns the id and whether it
-    /// was new.
+    /// was new. Blobs over 64 KiB are first asked for with `HEAD` and not
+    /// sent when the market has them.
     ///
     /// # Errors
     ///
@@ -249,6 +250,13 @@ impl MarketClient {
     pub async fn put_blob(&self, bytes: Bytes) -> Result<(BlobId, bool)> {
         let id = BlobId::of(&bytes);
         let path = format!("/v1/blobs/{id}");
+        // A large blob the market already has is not sent again.
+        if bytes.len() > 64 * 1024 {
+            let (status, _, _) = self.request(Method::HEAD, &path, None, "").await?;
+            if status == StatusCode::OK {
+                return Ok((id, false));
+            }
+        }
         let (status, _, body) = self
             .request(Method::PUT, &path, Some(bytes), "application/octet-stream")
             .await?;

@@ -3,7 +3,8 @@
 //! An upload is hashed as it streams in and stored only when its bytes hash
 //! to the name (400 otherwise) and fit the size limit (413 otherwise); what
 //! is refused leaves nothing behind. Uploading a blob that is already stored
-//! answers 200 without storing it again.
+//! answers 200 without storing it again (after reading the upload to its end,
+//! so the client's connection stays usable).
 
 use std::io::{self, Read};
 
@@ -40,6 +41,17 @@ pub(super) async fn put(
         .size(&id)
         .map_err(|e| ApiError::internal("read the blob store", &e))?
     {
+        // Read to the end what the client is sending anyway: answering first
+        // would close the connection under a client still writing, which
+        // then sees a broken pipe instead of this answer.
+        let mut body = req.into_body();
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if read > limit {
+                return Err(too_large(limit));
+            }
+        }
         return Ok(wire::json(
             StatusCode::OK,
             &json!({ "id": id.to_string(), "size": size, "created": false }),

@@ -78,6 +78,26 @@ async fn blobs_are_stored_under_their_hash_and_served_back() {
         .await
         .unwrap();
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // A large blob sent again, several times at once: each sender gets its
+    // answer (the market reads what is already being sent rather than
+    // closing the connection under a writer), and it is stored once.
+    let big: Bytes = (0..16u32 << 20).map(|i| (i % 253) as u8).collect();
+    let big_id = BlobId::of(&big);
+    let name = big_id.to_string();
+    let (a, b, c) = tokio::join!(
+        put(&m, &name, &big),
+        put(&m, &name, &big),
+        put(&m, &name, &big)
+    );
+    let answers = [a, b, c];
+    assert!(answers.iter().all(|(s, _)| s.is_success()), "{answers:?}");
+    let (s, body) = put(&m, &big_id.to_string(), &big).await;
+    assert_eq!((s, &body["created"]), (StatusCode::OK, &Value::Bool(false)));
+    assert_eq!(
+        m.client.put_blob(big.clone()).await.unwrap(),
+        (big_id, false)
+    );
+    assert_eq!(stored_files(dir.path()), 2);
     // A restarted market still has it.
     let config = m.stop().await;
     let m = TestMarket::start(config).await;

@@ -371,7 +371,8 @@ fn check_charts(png: &Shot, t: usize, depth: [u32; 4], price: [u32; 4]) {
         accent_px > 300,
         "price chart: {accent_px} last-price pixels"
     );
-    assert!(candle_px > 10, "price chart: {candle_px} candle pixels");
+    // A body is at least 3 x 5 whole pixels, drawn over the last-price line.
+    assert!(candle_px >= 15, "price chart: {candle_px} candle pixels");
     assert!(
         candle_x > f64::from(price[0] + price[2] / 2),
         "the latest candle is on the right ({candle_x})"
