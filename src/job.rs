@@ -177,7 +177,7 @@ fn load_bundle(path: &Path) -> Result<(Vec<u8>, Bundle)> {
 }
 
 /// `gpu-<N>g` classes by GPU memory, smallest first.
-const GPU_CLASSES: [u64; 6] = [8, 12, 16, 24, 48, 80];
+pub(crate) const GPU_CLASSES: [u64; 6] = [8, 12, 16, 24, 48, 80];
 
 fn default_class(bundle: &Bundle) -> Result<String> {
     let gpu = &bundle.manifest.resources.gpu;

@@ -417,7 +417,8 @@ impl Job {
                         limits.gpu.clone(),
                         limits.wall_time,
                         limits.memory_bytes,
-                    ),
+                    )
+                    .deterministic(rt.config.deterministic),
                 };
                 let mut store = new_store(&rt.engine, state, rt.config.fuel, fuel_budget)?;
                 let outcome = pre

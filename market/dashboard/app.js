@@ -21,6 +21,8 @@ const state = {
   jobsMissing: false,
   detail: null, // {kind: "job" | "bid", id, bid?}
   explain: null, // {id, status, body}
+  logs: new Map(), // deal id -> {text, next, len, complete, held}
+  logFollow: null, // the token of the loop following the open job's logs
   sseOpen: false,
   jobEvents: false, // the stream carries `job` events: no need to reload jobs on trades
   hostEvents: false,
@@ -190,6 +192,7 @@ async function loadDetail() {
     if (status === 200 && body) state.jobs.set(body.id, body);
   }
   const job = state.jobs.get(d.id);
+  if (job && state.logFollow === null) followLogs(d.id);
   if (d.kind === "bid" || (job && job.state === "queued")) {
     const { status, body } = await api(`/v1/bids/${encodeURIComponent(d.id)}/explain`);
     state.explain = { id: d.id, status, body };
@@ -472,6 +475,7 @@ function renderJobs() {
 function openDetail(d) {
   state.detail = d;
   state.explain = null;
+  state.logFollow = null;
   $("detail").hidden = false;
   writeHash();
   renderDetail();
@@ -484,6 +488,7 @@ function openDetail(d) {
 function closeDetail() {
   state.detail = null;
   state.explain = null;
+  state.logFollow = null;
   $("detail").hidden = true;
   writeHash();
   renderJobs();
@@ -566,6 +571,7 @@ function renderDetail() {
           h("td", { class: "num" }, x.runtime_ms !== undefined && x.runtime_ms !== null ? `${num(x.runtime_ms)} ms` : "—"),
           h("td", null, x.output ? mono(x.output) : "—"))))
       : h("p", { class: "empty" }, "no replica matched yet"));
+    if (deals.length) parts.push(h("h3", null, "Logs"), h("div", { id: "job-logs" }, logBlocks(job)));
     if (job.state === "queued") {
       parts.push(h("h3", null, "Why it waits"), renderExplain());
     }
@@ -581,6 +587,87 @@ function renderDetail() {
     parts.push(h("h3", null, "Why it waits"), renderExplain());
   }
   body.replaceChildren(...parts);
+  for (const p of body.querySelectorAll("pre.log")) p.scrollTop = p.scrollHeight;
+}
+
+// ---- job logs ----------------------------------------------------------------
+
+/** The most of one log the page keeps; older text is dropped from the view. */
+const LOG_KEEP = 256 * 1024;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Reads deal `id`'s log past what the page has, waiting up to `wait` ms for
+ * more; true when anything changed.
+ */
+async function readLog(id, wait) {
+  const had = state.logs.get(id) || { text: "", next: 0, len: 0, complete: false, held: false };
+  const { status, body } = await api(`/v1/deals/${encodeURIComponent(id)}/logs?from=${had.next}&wait=${wait}`);
+  if (status !== 200 || !body) throw new Error(`logs of ${id}: ${status}`);
+  let text = had.text + (body.text || "");
+  if (text.length > LOG_KEEP) text = `…\n${text.slice(text.length - LOG_KEEP)}`;
+  const log = { text, next: body.next, len: body.len, complete: body.complete, held: body.held };
+  state.logs.set(id, log);
+  return Boolean(body.text) || log.complete !== had.complete || log.held !== had.held;
+}
+
+/**
+ * Follows the logs of the replicas of job `id` while its view is open: reads
+ * each replica's new text, then long-polls a running one (the market answers
+ * as soon as its host sends more), until every log is complete.
+ */
+async function followLogs(id) {
+  const token = {};
+  state.logFollow = token;
+  const open = () => state.logFollow === token && state.detail && state.detail.id === id;
+  while (open()) {
+    const job = state.jobs.get(id);
+    const deals = ((job && job.deals) || []).filter((d) => !(state.logs.get(d.id) || {}).complete);
+    if (!deals.length && job && FINISHED.includes(job.state)) break;
+    try {
+      let changed = false;
+      for (const d of deals) changed = (await readLog(d.id, 0)) || changed;
+      if (changed && open()) renderLogs();
+      if (changed) continue;
+      const live = deals.find((d) => (d.state === "assigned" || d.state === "running") && !state.logs.get(d.id).held);
+      if (live) {
+        if ((await readLog(live.id, 20000)) && open()) renderLogs();
+      } else {
+        await sleep(1000);
+      }
+    } catch (_) {
+      await sleep(2000);
+    }
+  }
+  if (state.logFollow === token) state.logFollow = undefined;
+}
+
+/** One block per replica: its host, state and log. */
+function logBlocks(job) {
+  return (job.deals || []).map((d) => {
+    const log = state.logs.get(d.id);
+    const what = !log ? "reading…"
+      : log.held ? "held until the replicas agree"
+      : !log.text ? (log.complete ? "wrote nothing" : "no output yet") : null;
+    return h("div", { class: "log-block", dataset: { deal: d.id } },
+      h("div", { class: "small muted" }, `replica ${d.replica} on `, mono(d.host), " ", badge(d.state),
+        log && log.len > LOG_KEEP ? ` · last ${bytes(LOG_KEEP)} of ${bytes(log.len)}` : ""),
+      what ? h("p", { class: "empty" }, what) : h("pre", { class: "log" }, log.text));
+  });
+}
+
+/** Redraws the open job's logs in place: a log read at its end stays there. */
+function renderLogs() {
+  const el = $("job-logs");
+  const job = state.detail && state.jobs.get(state.detail.id);
+  if (!el || !job) return;
+  const was = new Map([...el.querySelectorAll("pre.log")].map((p) =>
+    [p.parentElement.dataset.deal, p.scrollTop + p.clientHeight >= p.scrollHeight - 4 ? null : p.scrollTop]));
+  el.replaceChildren(...logBlocks(job));
+  for (const p of el.querySelectorAll("pre.log")) {
+    const top = was.get(p.parentElement.dataset.deal);
+    p.scrollTop = top === undefined || top === null ? p.scrollHeight : top;
+  }
 }
 
 // ---- theme and wiring -----------------------------------------------------

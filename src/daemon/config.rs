@@ -5,7 +5,7 @@
 //! ```toml
 //! price = 100          # NMT base units per second
 //! slots = 2
-//! class = "cpu"
+//! class = ["gpu-8g", "cpu"]   # or one: class = "cpu"; default: the GPU's class and cpu
 //! offer-ttl = "60s"
 //! grace = "30s"
 //!
@@ -13,6 +13,7 @@
 //! enabled = true
 //! max-cpu = 0.5        # other programs' share of all cores
 //! max-gpu = 0.3        # the GPU's load, where the driver reports it
+//! input-idle = "5m"    # busy while keyboard or mouse were used lately (off if absent)
 //! check-every = "2s"
 //! resume-after = "1m"
 //! on-busy = "pause"    # or "hand-back"
@@ -33,12 +34,38 @@ use super::idle::{IdlePolicy, duration};
 pub(crate) struct HostConfig {
     pub(crate) price: Option<u64>,
     pub(crate) slots: Option<u32>,
-    pub(crate) class: Option<String>,
+    #[serde(deserialize_with = "one_or_many")]
+    pub(crate) class: Option<Vec<String>>,
     #[serde(deserialize_with = "some_duration")]
     pub(crate) offer_ttl: Option<Duration>,
     #[serde(deserialize_with = "some_duration")]
     pub(crate) grace: Option<Duration>,
     pub(crate) idle: IdlePolicy,
+}
+
+/// `class = "cpu"` or `class = ["gpu-8g", "cpu"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    struct Classes;
+    impl<'de> serde::de::Visitor<'de> for Classes {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a class name (\"cpu\") or a list of them ([\"gpu-8g\", \"cpu\"])")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(vec![v.to_owned()])
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(c) = seq.next_element::<String>()? {
+                out.push(c);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(Classes).map(Some)
 }
 
 fn some_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -50,7 +77,9 @@ fn some_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Durati
 pub(crate) struct Settings {
     pub(crate) price: U256,
     pub(crate) slots: u32,
-    pub(crate) class: String,
+    /// The classes offered in; empty: chosen at start (the GPU's class and
+    /// `cpu` on a host with a GPU, else `cpu`).
+    pub(crate) classes: Vec<String>,
     pub(crate) offer_ttl: Duration,
     pub(crate) grace: Duration,
     pub(crate) idle: IdlePolicy,
@@ -102,7 +131,10 @@ impl HostConfig {
                 .or(self.price.map(U256::from))
                 .unwrap_or(U256::from(100)),
             slots: flags.slots.or(self.slots).unwrap_or(1),
-            class: flags.class.or(self.class).unwrap_or_else(|| "cpu".into()),
+            classes: Some(flags.classes)
+                .filter(|c| !c.is_empty())
+                .or(self.class)
+                .unwrap_or_default(),
             offer_ttl: flags
                 .offer_ttl
                 .or(self.offer_ttl)
@@ -124,7 +156,7 @@ impl HostConfig {
 pub(crate) struct Flags {
     pub(crate) price: Option<U256>,
     pub(crate) slots: Option<u32>,
-    pub(crate) class: Option<String>,
+    pub(crate) classes: Vec<String>,
     pub(crate) offer_ttl: Option<Duration>,
     pub(crate) grace: Option<Duration>,
     pub(crate) no_idle: bool,
@@ -155,13 +187,30 @@ mod tests {
         });
         assert_eq!(s.price, U256::from(250));
         assert_eq!(s.slots, 1, "the flag wins");
-        assert_eq!(s.class, "cpu");
+        assert!(s.classes.is_empty(), "chosen at start");
         assert_eq!(s.offer_ttl, Duration::from_secs(120));
         assert_eq!(s.grace, Duration::from_secs(30));
         assert_eq!(s.idle.max_cpu, 0.25);
         assert_eq!(s.idle.resume_after, Duration::from_secs(5));
         assert_eq!(s.idle.on_busy, OnBusy::HandBack);
         assert!(s.idle.enabled);
+    }
+
+    #[test]
+    fn classes_are_one_or_a_list_and_flags_win() {
+        let one = parse("class = \"gpu-24g\"\n").unwrap();
+        assert_eq!(one.class.as_deref(), Some(&["gpu-24g".to_owned()][..]));
+        let many = parse("class = [\"gpu-8g\", \"cpu\"]\n").unwrap();
+        let s = many.settings(Flags::default());
+        assert_eq!(s.classes, ["gpu-8g", "cpu"]);
+        let many = parse("class = [\"gpu-8g\", \"cpu\"]\n").unwrap();
+        let s = many.settings(Flags {
+            classes: vec!["cpu".into()],
+            ..Flags::default()
+        });
+        assert_eq!(s.classes, ["cpu"], "the flag wins");
+        let e = format!("{:#}", parse("class = 5\n").unwrap_err());
+        assert!(e.contains("a class name (\"cpu\") or a list"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The idle policy: a host is a gamer's machine first. When other programs
 //! load its CPU (or its GPU, while no job of ours runs) past the configured
-//! share, the daemon stops offering and pauses what it runs, or hands it
+//! share, or (with `input-idle`) when its owner typed or moved the mouse
+//! lately, the daemon stops offering and pauses what it runs, or hands it
 //! back to the market; when the machine has been idle for `resume-after`,
 //! it offers again and resumes.
 //!
@@ -47,6 +48,10 @@ pub(crate) struct IdlePolicy {
     /// Other programs' GPU load (0–1, where the driver reports it) above
     /// which the machine is busy; checked only while no job of ours runs.
     pub(crate) max_gpu: f64,
+    /// The machine is busy while its owner gave input (keyboard, mouse)
+    /// less than this long ago (`super::input`); off when absent.
+    #[serde(deserialize_with = "some_duration")]
+    pub(crate) input_idle: Option<Duration>,
     /// How often to measure.
     #[serde(deserialize_with = "duration")]
     pub(crate) check_every: Duration,
@@ -63,6 +68,7 @@ impl Default for IdlePolicy {
             enabled: true,
             max_cpu: 0.5,
             max_gpu: 0.3,
+            input_idle: None,
             check_every: Duration::from_secs(2),
             resume_after: Duration::from_secs(60),
             on_busy: OnBusy::Pause,
@@ -77,6 +83,17 @@ pub(crate) struct Load {
     pub(crate) cpu: f64,
     /// GPU load, 0–1, when the driver reports it.
     pub(crate) gpu: Option<f64>,
+    /// Time since the owner's last input, when measured and known.
+    #[serde(serialize_with = "seconds")]
+    pub(crate) input: Option<Duration>,
+}
+
+fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&d.map(|d| d.as_secs()), s)
+}
+
+fn some_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 /// Whether the daemon works or yields to the owner.
@@ -136,11 +153,16 @@ impl Idle {
                 self.policy.max_cpu * 100.0
             ))
         } else {
-            match load.gpu {
-                Some(g) if !ours_running && g > self.policy.max_gpu => Some(format!(
+            match (load.gpu, load.input.zip(self.policy.input_idle)) {
+                (Some(g), _) if !ours_running && g > self.policy.max_gpu => Some(format!(
                     "the GPU is {:.0}% busy (more than {:.0}%)",
                     g * 100.0,
                     self.policy.max_gpu * 100.0
+                )),
+                (_, Some((ago, need))) if ago < need => Some(format!(
+                    "keyboard or mouse input {} ago (less than input-idle, {})",
+                    humantime::format_duration(Duration::from_secs(ago.as_secs())),
+                    humantime::format_duration(need)
                 )),
                 _ => None,
             }
@@ -177,9 +199,19 @@ impl Idle {
 pub(crate) struct Meter {
     last: Option<(u64, u64)>,
     elapsed: Option<Instant>,
+    /// Whether to measure input idle time too.
+    input: bool,
 }
 
 impl Meter {
+    /// A meter; `input`: also measure the time since the owner's last input.
+    pub(crate) fn new(input: bool) -> Self {
+        Self {
+            input,
+            ..Self::default()
+        }
+    }
+
     /// Other programs' CPU share since the last call (0 on the first), and
     /// the GPU's load where the driver reports it.
     pub(crate) fn measure(&mut self) -> Load {
@@ -205,6 +237,7 @@ impl Meter {
         Load {
             cpu,
             gpu: gpu_busy(),
+            input: self.input.then(super::input::since_last_input).flatten(),
         }
     }
 }
@@ -303,7 +336,42 @@ mod tests {
     }
 
     fn load(cpu: f64, gpu: Option<f64>) -> Load {
-        Load { cpu, gpu }
+        Load {
+            cpu,
+            gpu,
+            input: None,
+        }
+    }
+
+    #[test]
+    fn recent_input_yields_when_input_idle_is_set() {
+        let t = Instant::now();
+        let input = |secs| Load {
+            input: Some(Duration::from_secs(secs)),
+            ..load(0.0, None)
+        };
+        let mut off = Idle::new(policy());
+        assert_eq!(off.observe(input(0), false, t), None, "not asked for");
+        let mut idle = Idle::new(IdlePolicy {
+            input_idle: Some(Duration::from_secs(300)),
+            ..policy()
+        });
+        assert_eq!(idle.observe(input(301), false, t), None);
+        let Some(Mode::Yielding { reason }) = idle.observe(input(12), false, t).cloned() else {
+            panic!("input 12 s ago: {:?}", idle.mode())
+        };
+        assert!(
+            reason.contains("input 12s ago (less than input-idle, 5m)"),
+            "{reason}"
+        );
+        // Unknown input (no terminals, no logind) never makes it busy.
+        let later = t + Duration::from_secs(20);
+        assert_eq!(idle.observe(load(0.0, None), false, later), None);
+        let later = later + Duration::from_secs(10);
+        assert_eq!(
+            idle.observe(load(0.0, None), false, later),
+            Some(&Mode::Working)
+        );
     }
 
     #[test]

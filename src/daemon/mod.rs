@@ -31,6 +31,7 @@ use crate::offer::{ms_from_now, nonce};
 mod caps;
 mod config;
 mod idle;
+mod input;
 mod logs;
 pub(crate) mod owner;
 mod work;
@@ -47,9 +48,11 @@ pub(crate) struct HostRunArgs {
     /// Jobs run at once [default: 1].
     #[arg(long)]
     slots: Option<u32>,
-    /// The resource class offered in [default: cpu].
-    #[arg(long)]
-    class: Option<String>,
+    /// A resource class to offer in; repeat (or separate with commas) for
+    /// several, one offer each [default: the GPU's class (by --gpu-memory,
+    /// at least gpu-8g) and cpu on a host with a GPU, else cpu].
+    #[arg(long = "class", value_delimiter = ',')]
+    classes: Vec<String>,
     /// Where bundles, inputs, outputs and the status file are kept.
     #[arg(long, default_value_os_t = default_data())]
     data: PathBuf,
@@ -145,14 +148,29 @@ async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> 
         args.config.as_deref().unwrap_or(&data.join("host.toml")),
         args.config.is_some(),
     )?;
-    let settings = file.settings(config::Flags {
+    let mut settings = file.settings(config::Flags {
         price: args.price,
         slots: args.slots,
-        class: args.class.clone(),
+        classes: args.classes.clone(),
         offer_ttl: args.offer_ttl.map(Into::into),
         grace: args.grace.map(Into::into),
         no_idle: args.no_idle,
     });
+    let (enabled, adapter, vram) = args.gpu.offered();
+    let gpu = caps::detect(enabled, adapter, vram).await;
+    if gpu.model.is_empty() {
+        eprintln!("offering no GPU");
+    } else {
+        eprintln!(
+            "offering GPU {} ({} per job, benchmark score {})",
+            gpu.model,
+            bytesize::ByteSize(gpu.vram).display().iec(),
+            gpu.score
+        );
+    }
+    if settings.classes.is_empty() {
+        settings.classes = default_classes(&gpu);
+    }
     let nn = args.nn.build()?;
     let daemon = Arc::new(Daemon {
         client,
@@ -176,18 +194,18 @@ async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> 
     });
     let me = daemon.signer.address();
     eprintln!(
-        "host {me} serving the market at {} ({} slot(s) at {}/s in class {}); data in {}",
+        "host {me} serving the market at {} ({} slot(s) at {}/s in {}); data in {}",
         daemon.client.base(),
         settings.slots,
         settings.price,
-        settings.class,
+        settings.classes.join(", "),
         daemon.data.display()
     );
     let offers = tokio::spawn(keep_offering(
         daemon.clone(),
         settings.price,
         settings.slots,
-        settings.class.clone(),
+        gpu,
         settings.offer_ttl,
     ));
     let intake = tokio::spawn(take_deals(daemon.clone()));
@@ -239,23 +257,29 @@ pub(crate) async fn retry<
     }
 }
 
-/// The offer currently standing, to withdraw on exit.
-pub(crate) static STANDING: Mutex<Option<B256>> = Mutex::new(None);
-
-/// Posts an offer for the free slots, renewing it at half its TTL.
-async fn keep_offering(d: Arc<Daemon>, price: U256, slots: u32, class: String, ttl: Duration) {
-    let (enabled, adapter, vram) = d.gpu_args.offered();
-    let gpu = caps::detect(enabled, adapter, vram).await;
+/// The classes a host offers in unless told: a host with a GPU serves GPU
+/// jobs in the class of the GPU memory it gives a job (the largest
+/// `gpu-<N>g` it fills, `gpu-8g` at least) and CPU jobs too.
+pub(crate) fn default_classes(gpu: &caps::GpuCaps) -> Vec<String> {
     if gpu.model.is_empty() {
-        eprintln!("offering no GPU");
-    } else {
-        eprintln!(
-            "offering GPU {} ({} per job, benchmark score {})",
-            gpu.model,
-            bytesize::ByteSize(gpu.vram).display().iec(),
-            gpu.score
-        );
+        return vec!["cpu".into()];
     }
+    let fits = crate::job::GPU_CLASSES
+        .iter()
+        .rev()
+        .find(|g| **g << 30 <= gpu.vram)
+        .unwrap_or(&crate::job::GPU_CLASSES[0]);
+    vec![format!("gpu-{fits}g"), "cpu".into()]
+}
+
+/// The offers currently standing (one per class), to withdraw on exit.
+pub(crate) static STANDING: Mutex<Vec<B256>> = Mutex::new(Vec::new());
+
+/// Posts an offer in each class for the free slots, renewing them at half
+/// their TTL and whenever a slot is taken or freed. A deal taken in one class
+/// while the other's offer still stood waits for a slot (it starts within
+/// its lease as soon as one frees).
+async fn keep_offering(d: Arc<Daemon>, price: U256, slots: u32, gpu: caps::GpuCaps, ttl: Duration) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let memory = crate::host::total_memory().unwrap_or(4 << 30);
     let encodings: Vec<String> =
@@ -266,7 +290,8 @@ async fn keep_offering(d: Arc<Daemon>, price: U256, slots: u32, class: String, t
     loop {
         withdraw(&d).await;
         let free = d.slots.available_permits() as u32;
-        if free > 0 && !d.yielding.load(std::sync::atomic::Ordering::Relaxed) {
+        let offering = free > 0 && !d.yielding.load(std::sync::atomic::Ordering::Relaxed);
+        for class in d.settings.classes.iter().filter(|_| offering) {
             let offer = Offer {
                 host: d.signer.address(),
                 class: class.clone(),
@@ -285,8 +310,9 @@ async fn keep_offering(d: Arc<Daemon>, price: U256, slots: u32, class: String, t
             match Signed::sign(offer, &d.signer, &d.domain) {
                 Ok(signed) => match d.client.post_offer(&signed).await {
                     Ok(placed) => {
-                        let id = placed["id"].as_str().and_then(|s| s.parse().ok());
-                        *STANDING.lock().unwrap_or_else(|e| e.into_inner()) = id;
+                        if let Some(id) = placed["id"].as_str().and_then(|s| s.parse().ok()) {
+                            STANDING.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+                        }
                     }
                     Err(e) => tracing::warn!(%e, "cannot post the offer; retrying"),
                 },
@@ -301,18 +327,18 @@ async fn keep_offering(d: Arc<Daemon>, price: U256, slots: u32, class: String, t
     }
 }
 
-/// Cancels the standing offer, if any (a filled or lapsed one is fine).
+/// Cancels the standing offers, if any (filled or lapsed ones are fine).
 async fn withdraw(d: &Daemon) {
-    let Some(order) = STANDING.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-        return;
-    };
-    let cancel = Cancel {
-        maker: d.signer.address(),
-        order,
-        expiry: ms_from_now(Duration::from_secs(60)),
-    };
-    if let Ok(signed) = Signed::sign(cancel, &d.signer, &d.domain) {
-        let _ = d.client.cancel(&signed).await;
+    let standing = std::mem::take(&mut *STANDING.lock().unwrap_or_else(|e| e.into_inner()));
+    for order in standing {
+        let cancel = Cancel {
+            maker: d.signer.address(),
+            order,
+            expiry: ms_from_now(Duration::from_secs(60)),
+        };
+        if let Ok(signed) = Signed::sign(cancel, &d.signer, &d.domain) {
+            let _ = d.client.cancel(&signed).await;
+        }
     }
 }
 
@@ -399,6 +425,8 @@ fn consider(d: &Arc<Daemon>, me: Address, deal: &Value) {
         let Ok(permit) = d.slots.clone().acquire_owned().await else {
             return;
         };
+        // The offers still stand for the slot just taken: renew them.
+        d.freed.notify_one();
         if let Err(e) = work::serve_deal(&d, id, bid).await {
             eprintln!("deal {id}: {e:#}");
         }

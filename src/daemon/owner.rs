@@ -26,8 +26,8 @@ pub(crate) const STATUS_FILE: &str = "status.json";
 /// they use it; writes the status file each time.
 pub(crate) async fn keep_idle_policy(d: Arc<Daemon>, policy: IdlePolicy) {
     let every = policy.check_every;
+    let mut meter = Meter::new(policy.enabled && policy.input_idle.is_some());
     let mut idle = Idle::new(policy);
-    let mut meter = Meter::default();
     loop {
         let load = match tokio::task::spawn_blocking(move || (meter.measure(), meter)).await {
             Ok((load, m)) => {
@@ -127,9 +127,9 @@ pub(crate) fn write_status(d: &Daemon, mode: &Mode, load: Option<Load>) {
         "slots": d.settings.slots,
         "free": d.slots.available_permits(),
         "running": running,
-        "offer": *super::STANDING.lock().unwrap_or_else(|e| e.into_inner()),
+        "offers": *super::STANDING.lock().unwrap_or_else(|e| e.into_inner()),
         "price": d.settings.price.to_string(),
-        "class": d.settings.class,
+        "classes": d.settings.classes,
     });
     let path = d.data.join(STATUS_FILE);
     let tmp = d.data.join(format!("{STATUS_FILE}.tmp"));
@@ -211,16 +211,29 @@ pub(crate) fn status(args: &StatusArgs) -> Result<ExitCode> {
             .map_or("not reported".to_owned(), |g| format!("{:.0}%", g * 100.0));
         println!("load     other programs {:.0}% CPU; GPU {gpu}", cpu * 100.0);
     }
+    if let Some(ago) = s["load"]["input"].as_u64() {
+        println!("input    the owner's last keyboard or mouse input {ago} s ago");
+    }
     println!(
-        "slots    {} free of {} in class {} at {}/s",
+        "slots    {} free of {} in {} at {}/s",
         s["free"],
         s["slots"],
-        s["class"].as_str().unwrap_or("?"),
+        s["classes"]
+            .as_array()
+            .map(|c| c
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_else(|| "?".into()),
         s["price"].as_str().unwrap_or("?")
     );
-    match s["offer"].as_str() {
-        Some(o) => println!("offer    {o}"),
-        None => println!("offer    none standing"),
+    let offers = s["offers"].as_array().cloned().unwrap_or_default();
+    if offers.is_empty() {
+        println!("offer    none standing");
+    }
+    for o in offers {
+        println!("offer    {}", o.as_str().unwrap_or("?"));
     }
     let running = s["running"].as_array().cloned().unwrap_or_default();
     if running.is_empty() {

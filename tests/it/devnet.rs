@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::{netmind, stderr, stdout};
 
 /// Kills (SIGTERM, then SIGKILL) the devnet when the test ends, pass or fail.
-struct Devnet(Child);
+pub(super) struct Devnet(Child);
 
 impl Drop for Devnet {
     fn drop(&mut self) {
@@ -33,7 +33,7 @@ impl Drop for Devnet {
 /// Starts `netmind devnet ARGS --data DATA`; returns it once its hosts are
 /// online, with the market's URL and the hosts' pids. Its stdout keeps being
 /// drained, so it never writes to a closed pipe.
-fn start_devnet(args: &[&str], data: &Path) -> (Devnet, String, Vec<String>) {
+pub(super) fn start_devnet(args: &[&str], data: &Path) -> (Devnet, String, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_netmind"))
         .arg("devnet")
         .args(args)
@@ -64,7 +64,7 @@ fn start_devnet(args: &[&str], data: &Path) -> (Devnet, String, Vec<String>) {
     (devnet, url.expect("the devnet prints its address"), pids)
 }
 
-fn repo() -> &'static Path {
+pub(super) fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 

@@ -157,3 +157,43 @@ fn wgsl_run_matches_numpy_on_a_users_job() {
         String::from_utf8_lossy(&cmp.stdout)
     );
 }
+
+/// A replicated GPU job must give every host the same bytes: in
+/// deterministic mode the job is not told the GPU's timing, so two runs'
+/// outputs are identical (they are compared by hash), while a normal run
+/// still reports the time the GPU worked.
+#[test]
+fn deterministic_gpu_runs_give_identical_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = samples().join("gpu-scan");
+    let run = |name: &str, deterministic: bool| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "run",
+            sample.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "-q",
+            "--",
+            "--n",
+            "70000",
+        ];
+        if deterministic {
+            args.insert(4, "--deterministic");
+        }
+        let o = netmind(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+        (std::fs::read(out.join("result.json")).unwrap(), report)
+    };
+    let (a, report) = run("a", true);
+    let (b, _) = run("b", true);
+    assert_eq!(report["value"]["gpu_ms"], 0.0, "{report}");
+    assert_eq!(a, b, "deterministic runs differ");
+    let (_, timed) = run("timed", false);
+    assert!(
+        timed["value"]["gpu_ms"].as_f64().is_some_and(|t| t > 0.0),
+        "{timed}"
+    );
+}

@@ -6,6 +6,7 @@ mod devnet;
 mod gpu;
 mod host;
 mod market;
+mod mixed;
 mod nn;
 mod run;
 mod telemetry;

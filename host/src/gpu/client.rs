@@ -170,6 +170,9 @@ pub(crate) struct JobGpu {
     pub(crate) caps: Option<Caps>,
     /// The job's memory limit: no single read may bring back more.
     pub(crate) memory_bytes: u64,
+    /// Deterministic mode: the job is not told the GPU's timing (like the
+    /// clocks, it would make replicas' outputs differ).
+    pub(crate) deterministic: bool,
 }
 
 impl JobGpu {
@@ -190,7 +193,14 @@ impl JobGpu {
             stats: Stats::default(),
             adapter: None,
             caps: None,
+            deterministic: false,
         }
+    }
+
+    /// In deterministic mode the job is not told the GPU's timing.
+    pub(crate) fn deterministic(mut self, on: bool) -> Self {
+        self.deterministic = on;
+        self
     }
 
     pub(crate) fn next_id(&mut self) -> u32 {

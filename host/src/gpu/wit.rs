@@ -199,7 +199,11 @@ impl compute::Host for GpuView<'_> {
         Ok(compute::Usage {
             dispatches: u.dispatches,
             submits: u.submits,
-            gpu_time_ns: u64::try_from(u.time_ns).unwrap_or(u64::MAX),
+            gpu_time_ns: if self.gpu.deterministic {
+                0
+            } else {
+                u64::try_from(u.time_ns).unwrap_or(u64::MAX)
+            },
             bytes_held: u.bytes_held,
             peak_bytes: u.peak_bytes,
             hash_chain: u.hash_chain.to_vec(),

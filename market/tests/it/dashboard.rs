@@ -21,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use alloy_primitives::B256;
 use alloy_signer_local::PrivateKeySigner;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -379,6 +380,56 @@ fn check_charts(png: &Shot, t: usize, depth: [u32; 4], price: [u32; 4]) {
     );
 }
 
+/// A click on a job opens its view: each replica's log is shown and new
+/// text appears live as its host sends it.
+async fn job_logs_show_and_follow(
+    m: &TestMarket,
+    b: &mut Browser,
+    host: &PrivateKeySigner,
+    job: &Value,
+) {
+    let id = job["id"].as_str().unwrap();
+    let deal: B256 = job["deals"][0]["id"].as_str().unwrap().parse().unwrap();
+    let replica = format!("replica {} on", job["deals"][0]["replica"]);
+    let first = "loading the model\n";
+    let (s, body) = super::logs::append(m, host, deal, 0, first).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    blocking(|| {
+        b.eval(&format!(
+            "document.querySelector('#jobs tr[data-job=\"{id}\"]').click()"
+        ));
+        b.wait_for(
+            &format!(
+                "document.querySelector('#job-logs [data-deal=\"{deal}\"] pre.log')\
+                 ?.textContent === 'loading the model\\n'"
+            ),
+            10,
+            "the job's log",
+        );
+    });
+    // The page is waiting on the market for more: it shows it at once.
+    let (s, body) = super::logs::append(m, host, deal, first.len() as u64, "step 1/3 done\n").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let panel = blocking(|| {
+        b.wait_for(
+            "document.querySelector('#job-logs pre.log')?.textContent.includes('step 1/3 done')",
+            10,
+            "the job's log, live",
+        );
+        b.html()
+    });
+    assert_has(
+        element(&panel, "section", "detail"),
+        "the job's view",
+        &[
+            "Replicas",
+            "Logs",
+            &replica,
+            "loading the model\nstep 1/3 done",
+        ],
+    );
+}
+
 /// Runs blocking browser calls without stalling the market on this runtime.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
@@ -649,6 +700,7 @@ async fn dashboard_renders_the_book_trades_and_charts_in_chromium() {
             );
         }
     });
+    job_logs_show_and_follow(&m, &mut b, &late, &took).await;
 
     // A click on the highest waiting bid explains it: priced out of every
     // offer, and two replicas need two distinct hosts, so 1,250,000.

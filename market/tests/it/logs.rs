@@ -23,7 +23,7 @@ fn piece(key: &PrivateKeySigner, deal: B256, offset: u64, text: &str) -> Log {
     }
 }
 
-async fn append(
+pub(super) async fn append(
     m: &TestMarket,
     key: &PrivateKeySigner,
     deal: B256,

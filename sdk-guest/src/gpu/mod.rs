@@ -193,7 +193,8 @@ pub struct Usage {
     pub dispatches: u64,
     /// Calls to [`submit`].
     pub submits: u64,
-    /// Time the GPU worked for the job (submit to completion, host clock), in nanoseconds.
+    /// Time the GPU worked for the job (submit to completion, host clock), in nanoseconds; 0 in
+    /// deterministic mode (replicated jobs), where timing would make replicas' outputs differ.
     pub gpu_time_ns: u64,
     /// GPU memory held now, in bytes.
     pub bytes_held: u64,
