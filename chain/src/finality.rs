@@ -165,6 +165,28 @@ impl Finality {
         self.authorities.iter()
     }
 
+    /// Replaces the authorities (the Clique votes changed them): votes of
+    /// those no longer authorities stop counting, and a block that more than
+    /// two thirds of the new authorities already signed becomes final (the
+    /// highest such); returns the new finalized head when it moved.
+    pub fn set_authorities(&mut self, authorities: &[Address]) -> Option<(u64, B256)> {
+        self.authorities = authorities.iter().copied().collect();
+        let authorities = &self.authorities;
+        for votes in self.pending.values_mut() {
+            votes.retain(|voter, _| authorities.contains(voter));
+        }
+        let n = self.authorities.len();
+        let newly = self.pending.iter().rev().find_map(|(number, votes)| {
+            votes
+                .values()
+                .find(|h| is_final(votes.values().filter(|o| o == h).count(), n))
+                .map(|h| (*number, *h))
+        })?;
+        self.finalized = newly;
+        self.pending = self.pending.split_off(&(newly.0 + 1));
+        Some(newly)
+    }
+
     /// Counts `voter`'s signature of `vote`; returns the new finalized head when
     /// this vote made the block final. Votes at or below the finalized height
     /// are ignored.
@@ -259,6 +281,38 @@ mod tests {
             assert!(!is_final(q - 1, n), "{} of {n}", q - 1);
         }
         assert!(!is_final(0, 0));
+    }
+
+    #[test]
+    fn votes_that_change_the_authorities_change_the_quorum() {
+        let a = authorities(4);
+        let mut f = Finality::new(7, &a[..3], B256::ZERO);
+        // A fourth authority voted in: its votes count, 3 of 4 are needed.
+        assert_eq!(f.set_authorities(&a), None);
+        assert_eq!(f.vote(a[3], vote(1, 1)), Ok(None));
+        assert_eq!(f.vote(a[0], vote(1, 1)), Ok(None));
+        assert_eq!(
+            f.vote(a[1], vote(1, 1)),
+            Ok(Some((1, B256::with_last_byte(1))))
+        );
+        // Two votes for block 2 of four authorities; then two of them are
+        // voted out: two of the remaining two signed, so block 2 is final.
+        assert_eq!(f.vote(a[0], vote(2, 2)), Ok(None));
+        assert_eq!(f.vote(a[2], vote(2, 2)), Ok(None));
+        assert_eq!(f.vote(a[3], vote(3, 3)), Ok(None));
+        let kept = [a[0], a[2]];
+        assert_eq!(f.set_authorities(&kept), Some((2, B256::with_last_byte(2))));
+        assert_eq!(f.finalized(), (2, B256::with_last_byte(2)));
+        // The removed authority's vote at 3 no longer counts, nor do new ones.
+        assert_eq!(f.vote(a[0], vote(3, 3)), Ok(None));
+        assert_eq!(
+            f.vote(a[3], vote(4, 4)),
+            Err(FinalityError::NotAuthority(a[3]))
+        );
+        assert_eq!(
+            f.vote(a[2], vote(3, 3)),
+            Ok(Some((3, B256::with_last_byte(3))))
+        );
     }
 
     #[test]

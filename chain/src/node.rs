@@ -58,7 +58,8 @@ pub struct Node {
     store: Store,
     pool: Mutex<Pool>,
     signer: PrivateKeySigner,
-    signers: Vec<Address>,
+    /// The authorities at the head ([`Node::signers`]).
+    signers: RwLock<Vec<Address>>,
     head: RwLock<(Header, B256)>,
     new_tx: Notify,
     finality: RwLock<Finality>,
@@ -144,7 +145,14 @@ impl Node {
             None if follower => PrivateKeySigner::random(),
             None => return Self::readonly(spec, store, pool),
         };
-        let signers = spec.genesis_signers()?;
+        let reader = store.reader()?;
+        let (_, head_hash) = reader.head()?;
+        let head_header = reader
+            .header(head_hash)?
+            .ok_or_else(|| Error::Corrupt("head header missing".into()))?;
+        // The authorities now: the genesis list changed by the votes since.
+        let signers = crate::import::snapshot_at(&spec, &reader, &head_header)?.sorted_signers();
+        drop(reader);
         if sealing && !signers.contains(&signer.address()) {
             return Err(Error::NotAuthority(signer.address()));
         }
@@ -205,7 +213,7 @@ impl Node {
             store,
             pool: Mutex::new(Pool::new(pool)),
             signer,
-            signers,
+            signers: RwLock::new(signers),
             head: RwLock::new(head),
             new_tx: Notify::new(),
             finality: RwLock::new(finality),
@@ -226,16 +234,16 @@ impl Node {
     /// for the authority so that the head is final.
     fn readonly(spec: Arc<ChainSpec>, store: Store, pool: PoolConfig) -> Result<Self> {
         let signer = PrivateKeySigner::random();
-        let signers = if spec.clique {
-            spec.genesis_signers()?
-        } else {
-            vec![]
-        };
         let reader = store.reader()?;
         let (_, hash) = reader.head()?;
         let header = reader
             .header(hash)?
             .ok_or_else(|| Error::Corrupt("head header missing".into()))?;
+        let signers = if spec.clique {
+            crate::import::snapshot_at(&spec, &reader, &header)?.sorted_signers()
+        } else {
+            vec![]
+        };
         let genesis = reader
             .canonical_hash(0)?
             .ok_or_else(|| Error::Corrupt("genesis hash missing".into()))?;
@@ -277,6 +285,7 @@ impl Node {
     /// An authority also signs a finality vote for the block, counts it and
     /// sends it to the network ([`Node::subscribe_votes`]).
     pub fn publish_head(&self, block: &StoredBlock, sealer: Address) {
+        self.follow_votes(&block.header);
         let vote = Vote {
             chain_id: self.spec.chain_id,
             number: block.header.number,
@@ -310,15 +319,20 @@ impl Node {
     fn count_vote(&self, voter: Address, vote: Vote) -> Result<Option<(u64, B256)>, FinalityError> {
         let mut finality = self.finality.write().expect("finality lock");
         let moved = finality.vote(voter, vote)?;
+        drop(finality);
         if let Some((number, hash)) = moved {
-            let mut v = number.to_be_bytes().to_vec();
-            v.extend_from_slice(hash.as_slice());
-            if let Err(e) = self.store.set_meta(FINALIZED_KEY, &v) {
-                tracing::error!(target: "chain::finality", "cannot persist the finalized head: {e}");
-            }
-            tracing::debug!(target: "chain::finality", block = number, %hash, "finalized");
+            self.persist_finalized(number, hash);
         }
         Ok(moved)
+    }
+
+    fn persist_finalized(&self, number: u64, hash: B256) {
+        let mut v = number.to_be_bytes().to_vec();
+        v.extend_from_slice(hash.as_slice());
+        if let Err(e) = self.store.set_meta(FINALIZED_KEY, &v) {
+            tracing::error!(target: "chain::finality", "cannot persist the finalized head: {e}");
+        }
+        tracing::debug!(target: "chain::finality", block = number, %hash, "finalized");
     }
 
     /// Counts a finality vote received from the network: its signer must be an
@@ -476,9 +490,46 @@ impl Node {
         self.store.reader()
     }
 
-    /// The authorities.
-    pub fn signers(&self) -> &[Address] {
-        &self.signers
+    /// The authorities at the head, in ascending order: the genesis list as
+    /// changed by the Clique votes since (what `clique_getSigners` answers).
+    pub fn signers(&self) -> Vec<Address> {
+        self.signers.read().expect("signers lock").clone()
+    }
+
+    /// After a block that carries a vote: the authorities at the new head,
+    /// for `clique_getSigners` and the finality overlay (whose quorum is
+    /// more than two thirds of the current authorities).
+    fn follow_votes(&self, header: &Header) {
+        if header.beneficiary == Address::ZERO || !self.spec.clique {
+            return;
+        }
+        let snap = self
+            .reader()
+            .and_then(|r| crate::import::snapshot_at(&self.spec, &r, header));
+        let now = match snap {
+            Ok(s) => s.sorted_signers(),
+            Err(e) => {
+                tracing::error!(target: "chain::clique", block = header.number, "cannot tally the votes: {e}");
+                return;
+            }
+        };
+        let mut signers = self.signers.write().expect("signers lock");
+        if *signers == now {
+            return;
+        }
+        tracing::info!(target: "chain::clique", block = header.number, ?now, "the authorities changed");
+        *signers = now.clone();
+        drop(signers);
+        let mut finality = self.finality.write().expect("finality lock");
+        // A read-only node's finality stands on its own throwaway key.
+        let readonly = !self.sealing && finality.authorities().eq([&self.signer.address()]);
+        if !readonly {
+            let moved = finality.set_authorities(&now);
+            drop(finality);
+            if let Some((number, hash)) = moved {
+                self.persist_finalized(number, hash);
+            }
+        }
     }
 
     /// The sealing key's address.

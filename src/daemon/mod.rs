@@ -425,8 +425,12 @@ fn consider(d: &Arc<Daemon>, me: Address, deal: &Value) {
         let Ok(permit) = d.slots.clone().acquire_owned().await else {
             return;
         };
-        // The offers still stand for the slot just taken: renew them.
-        d.freed.notify_one();
+        // With offers in several classes, the others still stand for the
+        // slot just taken: renew them. (One offer's slots already went down
+        // in the market when it was matched.)
+        if d.settings.classes.len() > 1 {
+            d.freed.notify_one();
+        }
         if let Err(e) = work::serve_deal(&d, id, bid).await {
             eprintln!("deal {id}: {e:#}");
         }

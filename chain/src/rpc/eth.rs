@@ -493,6 +493,6 @@ impl EthApiServer for EthRpc {
     }
 
     fn clique_signers(&self, _block: Option<BlockNumberOrTag>) -> RpcResult<Vec<Address>> {
-        Ok(self.node.signers().to_vec())
+        Ok(self.node.signers())
     }
 }

@@ -128,6 +128,64 @@ fn authorities_seal_in_turn_import_each_other_and_finalise_with_three_votes() {
     assert_eq!(t.nodes[0].finalized().0, 6);
 }
 
+/// Two of three authorities vote the third out (EIP-225): every node's
+/// `signers()` (what `clique_getSigners` answers) drops it, its finality
+/// votes stop counting, and two signatures of the two left finalise.
+#[test]
+fn voting_an_authority_out_changes_the_signers_and_the_finality_quorum() {
+    let t = three();
+    let (a, b, c) = (t.keys[0].clone(), t.keys[1].clone(), t.keys[2].clone());
+    let mut ts = t.nodes[0].head().0.timestamp;
+    let mut seal = |n: u64, sealer: usize| {
+        ts += 1;
+        let block = t.nodes[sealer].seal_next(ts).unwrap();
+        for (i, node) in t.nodes.iter().enumerate() {
+            if i != sealer {
+                node.import(rlp(&t.nodes[sealer], n)).unwrap();
+            }
+        }
+        block
+    };
+    t.nodes[1].propose(c.address(), false);
+    let first = seal(1, 1);
+    assert_eq!(
+        first.header.beneficiary,
+        c.address(),
+        "the vote rides the block"
+    );
+    seal(2, 2);
+    for node in &t.nodes {
+        assert_eq!(
+            node.signers().len(),
+            3,
+            "one vote of three is not a majority"
+        );
+    }
+    t.nodes[0].propose(c.address(), false);
+    let third = seal(3, 0);
+    let mut left = vec![a.address(), b.address()];
+    left.sort();
+    for node in &t.nodes {
+        assert_eq!(node.signers(), left, "the second vote drops it");
+        assert_eq!(
+            node.receive_vote(&vote(node, 3, &c)),
+            Err(FinalityError::NotAuthority(c.address()))
+        );
+        node.receive_vote(&vote(node, 3, &a)).unwrap();
+        node.receive_vote(&vote(node, 3, &b)).unwrap();
+        assert_eq!(node.finalized(), (3, third.hash), "two of two");
+    }
+    // A restarted node reads the same authorities from its chain.
+    let Three {
+        keys,
+        mut nodes,
+        _dirs: dirs,
+    } = t;
+    drop(nodes.remove(0));
+    let again = Node::open(dirs[0].path(), keys[0].clone(), PoolConfig::default()).unwrap();
+    assert_eq!(again.signers(), left);
+}
+
 #[test]
 fn bad_blocks_and_votes_are_refused_and_change_nothing() {
     let t = three();
