@@ -568,9 +568,57 @@ fn verify_seal(
     Ok(sealer)
 }
 
-/// The Clique signer snapshot after the canonical block `parent` (rebuilt
-/// from the last checkpoint at or below it).
+/// Snapshots by (block hash, epoch), most recent last. A block's hash fixes
+/// its whole history, so the snapshot after it is the same whichever node
+/// computes it; several nodes in one process share the cache safely.
+static SNAPSHOTS: std::sync::Mutex<Vec<((B256, u64), clique::tally::Snapshot)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// How many snapshots the cache keeps (forks and several nodes at once).
+const SNAPSHOTS_KEPT: usize = 64;
+
+/// The Clique signer snapshot after the canonical block `parent`: from the
+/// cache, else its parent's cached snapshot advanced over it (so sealing and
+/// importing a block cost O(1), not O(epoch)), else rebuilt from the last
+/// checkpoint at or below it.
 pub fn snapshot_at(
+    spec: &ChainSpec,
+    reader: &StoreReader,
+    parent: &Header,
+) -> Result<clique::tally::Snapshot> {
+    let seal = |e: CliqueError| Error::Import(ImportError::Seal(e));
+    let key = (parent.hash_slow(), spec.epoch);
+    let cached = |k: &(B256, u64)| {
+        let cache = SNAPSHOTS.lock().expect("snapshot cache lock");
+        cache
+            .iter()
+            .rev()
+            .find(|(c, _)| c == k)
+            .map(|(_, s)| s.clone())
+    };
+    if let Some(snap) = cached(&key) {
+        return Ok(snap);
+    }
+    // After a checkpoint the snapshot starts afresh from its signer list (as
+    // a rebuild does), so the cache never changes an answer.
+    let snap = match cached(&(parent.parent_hash, spec.epoch)) {
+        Some(before) if !parent.number.is_multiple_of(spec.epoch) => {
+            before.apply(std::slice::from_ref(parent)).map_err(seal)?
+        }
+        _ => rebuild_snapshot(spec, reader, parent)?,
+    };
+    let mut cache = SNAPSHOTS.lock().expect("snapshot cache lock");
+    if cache.len() >= SNAPSHOTS_KEPT {
+        cache.remove(0);
+    }
+    cache.push((key, snap.clone()));
+    Ok(snap)
+}
+
+/// The snapshot after the canonical block `parent`, rebuilt from the last
+/// checkpoint at or below it, without the cache ([`snapshot_at`] answers the
+/// same, faster).
+pub fn rebuild_snapshot(
     spec: &ChainSpec,
     reader: &StoreReader,
     parent: &Header,
