@@ -9,6 +9,7 @@
 //!   receipts, blooms and roots, `eth_call`;
 //! - [`import`]: validating, executing and storing blocks built elsewhere;
 //! - [`pool`]: the transaction pool;
+//! - [`proof`]: EIP-1186 account and storage proofs (`eth_getProof`);
 //! - [`clique`]: EIP-225 header sealing and the signer-set vote tally;
 //! - [`finality`]: the finalized head (more than 2/3 of the authorities signed);
 //! - [`node`]: the sealer loop tying them together;
@@ -24,6 +25,7 @@ pub mod import;
 pub mod net;
 pub mod node;
 pub mod pool;
+pub mod proof;
 pub mod rpc;
 pub mod spec;
 pub mod store;

@@ -511,6 +511,29 @@ impl StoreReader {
             .unwrap_or_default())
     }
 
+    /// Every account of the head state, by address.
+    pub fn accounts_all(&self) -> Result<Vec<(Address, AccountInfo)>> {
+        self.accounts
+            .range::<[u8; 20]>(..)?
+            .map(|e| {
+                let (k, v) = e?;
+                Ok((Address::from(k.value()), decode_account(v.value())?))
+            })
+            .collect()
+    }
+
+    /// Every non-zero storage slot of `address` at the head state.
+    pub fn storage_all(&self, address: Address) -> Result<Vec<(B256, U256)>> {
+        let a = address.0.0;
+        self.storage
+            .range((a, [0u8; 32])..=(a, [0xffu8; 32]))?
+            .map(|e| {
+                let (k, v) = e?;
+                Ok((B256::from(k.value().1), U256::from_be_bytes(v.value())))
+            })
+            .collect()
+    }
+
     /// Recomputes the state root of this snapshot from its accounts and storage
     /// (to check a stored head against its header).
     pub fn state_root(&self) -> Result<B256> {

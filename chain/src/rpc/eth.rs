@@ -6,9 +6,10 @@ use std::sync::Arc;
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
 use alloy_rpc_types_eth::{
-    Block, FeeHistory, Filter, Log, SyncStatus, Transaction, TransactionInfo, TransactionReceipt,
-    TransactionRequest,
+    Block, EIP1186AccountProofResponse, FeeHistory, Filter, Log, SyncStatus, Transaction,
+    TransactionInfo, TransactionReceipt, TransactionRequest,
 };
+use alloy_serde::storage::JsonStorageKey;
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
@@ -50,6 +51,15 @@ pub trait EthApi {
     /// `eth_getStorageAt`
     #[method(name = "eth_getStorageAt")]
     fn storage_at(&self, address: Address, slot: U256, block: Option<BlockId>) -> RpcResult<B256>;
+    /// `eth_getProof` (EIP-1186): the account and storage slots with their
+    /// Merkle proofs against the state root.
+    #[method(name = "eth_getProof", blocking)]
+    fn proof(
+        &self,
+        address: Address,
+        slots: Vec<JsonStorageKey>,
+        block: Option<BlockId>,
+    ) -> RpcResult<EIP1186AccountProofResponse>;
     /// `eth_call`
     #[method(name = "eth_call", blocking)]
     fn call(&self, req: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes>;
@@ -240,6 +250,27 @@ impl EthApiServer for EthRpc {
     fn storage_at(&self, address: Address, slot: U256, block: Option<BlockId>) -> RpcResult<B256> {
         let r = self.state_at(block)?;
         Ok(B256::from(r.storage(address, slot).map_err(internal)?))
+    }
+
+    fn proof(
+        &self,
+        address: Address,
+        slots: Vec<JsonStorageKey>,
+        block: Option<BlockId>,
+    ) -> RpcResult<EIP1186AccountProofResponse> {
+        if slots.len() > crate::proof::MAX_SLOTS {
+            return Err(err(
+                -32602,
+                format!(
+                    "{} storage keys asked for; at most {} per call",
+                    slots.len(),
+                    crate::proof::MAX_SLOTS
+                ),
+            ));
+        }
+        let r = self.state_at(block)?;
+        let head = head_header(&r)?;
+        crate::proof::account_proof(&r, head.state_root, address, &slots).map_err(internal)
     }
 
     fn call(&self, req: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes> {

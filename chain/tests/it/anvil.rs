@@ -566,12 +566,25 @@ async fn compare_state(ours: &Rpc, theirs: &Rpc, k: &[PrivateKeySigner], token: 
         k[3].address(),
         mapping(k[2].address(), B256::with_last_byte(2)),
     ));
-    for s in slots {
+    for s in &slots {
         let p = json!([token, s, "latest"]);
         assert_eq!(
             ours.call("eth_getStorageAt", p.clone()).await,
             theirs.call("eth_getStorageAt", p).await,
             "token storage slot {s}"
+        );
+    }
+    // EIP-1186 proofs: the same state, so the same trie nodes, byte for byte.
+    for (a, keys) in [
+        (token, &slots[..4]),
+        (k[0].address(), &[][..]),
+        (Address::repeat_byte(0x33), &[][..]),
+    ] {
+        let p = json!([a, keys, "latest"]);
+        assert_eq!(
+            ours.call("eth_getProof", p.clone()).await,
+            theirs.call("eth_getProof", p).await,
+            "eth_getProof of {a}"
         );
     }
 }

@@ -47,10 +47,6 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
     ("eth_capabilities/", "not implemented"),
     ("eth_config/", "EIP-7910 not implemented"),
     ("eth_createAccessList/", "not implemented"),
-    (
-        "eth_getProof/",
-        "no trie proofs (state root is recomputed, no trie kept)",
-    ),
     ("eth_getStorageValues/", "not implemented"),
     ("eth_simulateV1/", "not implemented"),
     ("testing_buildBlockV1/", "not implemented"),

@@ -335,7 +335,79 @@ async fn contract_deploys_logs_and_reverts() {
         .await;
     let root: B256 = serde_json::from_value(head["stateRoot"].clone()).unwrap();
     assert_eq!(root, expected_state_root(&accounts));
+    check_proofs(&node, root, contract).await;
     node.running.unwrap().stop().await;
+}
+
+/// `eth_getProof` (EIP-1186) of the contract, its slot 0 (5) and slot 1
+/// (absent), and of an address that has no account, each checked against
+/// the state root with `alloy-trie`'s verifier; a tampered proof fails.
+async fn check_proofs(node: &TestNode, root: B256, contract: alloy_primitives::Address) {
+    use alloy_primitives::keccak256;
+    use alloy_trie::proof::verify_proof;
+    use alloy_trie::{Nibbles, TrieAccount};
+    let p = node
+        .call("eth_getProof", json!([contract, ["0x0", "0x1"], "latest"]))
+        .await;
+    let p: alloy_rpc_types_eth::EIP1186AccountProofResponse = serde_json::from_value(p).unwrap();
+    let account = TrieAccount {
+        nonce: 1,
+        balance: U256::ZERO,
+        storage_root: p.storage_hash,
+        code_hash: keccak256(hex::decode(RUNTIME).unwrap()),
+    };
+    let path = Nibbles::unpack(keccak256(contract));
+    let leaf = alloy_rlp::encode(account);
+    verify_proof(root, path, Some(leaf.clone()), &p.account_proof).unwrap();
+    assert_eq!((p.nonce, p.code_hash), (1, account.code_hash));
+    let slot = |n: u8| Nibbles::unpack(keccak256(B256::with_last_byte(n)));
+    assert_eq!(p.storage_proof[0].value, U256::from(5));
+    let five = alloy_rlp::encode(U256::from(5));
+    verify_proof(
+        p.storage_hash,
+        slot(0),
+        Some(five),
+        &p.storage_proof[0].proof,
+    )
+    .unwrap();
+    assert_eq!(p.storage_proof[1].value, U256::ZERO);
+    verify_proof(p.storage_hash, slot(1), None, &p.storage_proof[1].proof).unwrap();
+    // Tampered: another value, or another root, does not verify.
+    let six = alloy_rlp::encode(U256::from(6));
+    assert!(
+        verify_proof(
+            p.storage_hash,
+            slot(0),
+            Some(six),
+            &p.storage_proof[0].proof
+        )
+        .is_err()
+    );
+    assert!(verify_proof(B256::ZERO, path, Some(leaf), &p.account_proof).is_err());
+    // No such account: a proof of its absence, zero fields.
+    let nobody = alloy_primitives::Address::repeat_byte(0x77);
+    let q = node
+        .call("eth_getProof", json!([nobody, [], "latest"]))
+        .await;
+    let q: alloy_rpc_types_eth::EIP1186AccountProofResponse = serde_json::from_value(q).unwrap();
+    verify_proof(
+        root,
+        Nibbles::unpack(keccak256(nobody)),
+        None,
+        &q.account_proof,
+    )
+    .unwrap();
+    assert_eq!((q.nonce, q.balance), (0, U256::ZERO));
+    // Too many keys, and a block that is not the head, are refused.
+    let many: Vec<String> = (0..1025).map(|i| format!("0x{i:x}")).collect();
+    let e = node
+        .call_err("eth_getProof", json!([contract, many, "latest"]))
+        .await;
+    assert_eq!(e["code"], -32602, "{e}");
+    let e = node
+        .call_err("eth_getProof", json!([contract, [], "0x0"]))
+        .await;
+    assert_eq!(e["code"], -32000, "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
