@@ -205,6 +205,16 @@ impl Pool {
         self.by_hash.is_empty()
     }
 
+    /// The pooled transactions of `only` (every sender when `None`), by
+    /// sender and nonce.
+    pub fn all(&self, only: Option<Address>) -> Vec<Recovered<TxEnvelope>> {
+        self.by_sender
+            .iter()
+            .filter(|(a, _)| only.is_none_or(|o| o == **a))
+            .flat_map(|(_, txs)| txs.values().cloned())
+            .collect()
+    }
+
     /// A pooled transaction by hash.
     pub fn get(&self, hash: &B256) -> Option<&Recovered<TxEnvelope>> {
         let (sender, nonce) = self.by_hash.get(hash)?;

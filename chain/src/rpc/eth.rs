@@ -1,6 +1,7 @@
 //! The request/response methods: `eth_*`, `net_version`, `web3_clientVersion`,
 //! `clique_getSigners`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use alloy_eips::{BlockId, BlockNumberOrTag};
@@ -60,6 +61,19 @@ pub trait EthApi {
         slots: Vec<JsonStorageKey>,
         block: Option<BlockId>,
     ) -> RpcResult<EIP1186AccountProofResponse>;
+    /// `eth_getStorageValues`: several slots of several accounts at once.
+    #[method(name = "eth_getStorageValues")]
+    fn storage_values(
+        &self,
+        slots: BTreeMap<Address, Vec<JsonStorageKey>>,
+        block: Option<BlockId>,
+    ) -> RpcResult<BTreeMap<Address, Vec<B256>>>;
+    /// `eth_baseFee`: the base fee of the next block.
+    #[method(name = "eth_baseFee")]
+    fn base_fee(&self) -> RpcResult<U256>;
+    /// `eth_blobBaseFee`: the blob base fee of the next block.
+    #[method(name = "eth_blobBaseFee")]
+    fn blob_base_fee(&self) -> RpcResult<U256>;
     /// `eth_call`
     #[method(name = "eth_call", blocking)]
     fn call(&self, req: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes>;
@@ -271,6 +285,52 @@ impl EthApiServer for EthRpc {
         let r = self.state_at(block)?;
         let head = head_header(&r)?;
         crate::proof::account_proof(&r, head.state_root, address, &slots).map_err(internal)
+    }
+
+    fn storage_values(
+        &self,
+        slots: BTreeMap<Address, Vec<JsonStorageKey>>,
+        block: Option<BlockId>,
+    ) -> RpcResult<BTreeMap<Address, Vec<B256>>> {
+        let n: usize = slots.values().map(Vec::len).sum();
+        if n == 0 {
+            return Err(err(-32602, "empty request"));
+        }
+        if n > crate::proof::MAX_SLOTS {
+            return Err(err(
+                -32602,
+                format!(
+                    "{n} storage keys asked for; at most {} per call",
+                    crate::proof::MAX_SLOTS
+                ),
+            ));
+        }
+        let r = self.state_at(block)?;
+        slots
+            .into_iter()
+            .map(|(a, keys)| {
+                let values = keys
+                    .iter()
+                    .map(|k| {
+                        r.storage(a, U256::from_be_bytes(k.as_b256().0))
+                            .map(B256::from)
+                    })
+                    .collect::<crate::Result<Vec<_>>>()
+                    .map_err(internal)?;
+                Ok((a, values))
+            })
+            .collect()
+    }
+
+    fn base_fee(&self) -> RpcResult<U256> {
+        Ok(U256::from(self.node.next_base_fee()))
+    }
+
+    fn blob_base_fee(&self) -> RpcResult<U256> {
+        let (head, _) = self.node.head();
+        head.next_block_blob_fee(self.node.spec.blob_params())
+            .map(U256::from)
+            .ok_or_else(|| err(-32000, "the head has no blob gas fields (before Cancun)"))
     }
 
     fn call(&self, req: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes> {

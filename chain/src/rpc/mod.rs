@@ -41,6 +41,7 @@ mod convert;
 pub mod eth;
 pub mod pubsub;
 pub mod transport;
+pub mod txpool;
 
 pub use eth::{EthApiServer, EthRpc};
 pub use pubsub::{EthPubSub, EthPubSubApiServer};
@@ -97,6 +98,11 @@ pub fn module(node: Arc<Node>) -> RpcModule<()> {
     let mut module = RpcModule::new(());
     module
         .merge(EthRpc::new(node.clone()).into_rpc())
+        .expect("method names are unique");
+    module
+        .merge(txpool::TxpoolApiServer::into_rpc(txpool::TxpoolRpc::new(
+            node.clone(),
+        )))
         .expect("method names are unique");
     module
         .merge(EthPubSub::new(node.clone()).into_rpc())

@@ -42,17 +42,11 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
     ("debug_traceBlockByHash/", "tracing not implemented"),
     ("debug_traceBlockByNumber/", "tracing not implemented"),
     ("debug_traceTransaction/", "tracing not implemented"),
-    ("eth_baseFee/", "not implemented"),
-    ("eth_blobBaseFee/", "not implemented"),
     ("eth_capabilities/", "not implemented"),
     ("eth_config/", "EIP-7910 not implemented"),
     ("eth_createAccessList/", "not implemented"),
-    ("eth_getStorageValues/", "not implemented"),
     ("eth_simulateV1/", "not implemented"),
     ("testing_buildBlockV1/", "not implemented"),
-    ("txpool_content/", "txpool namespace not implemented"),
-    ("txpool_contentFrom/", "txpool namespace not implemented"),
-    ("txpool_status/", "txpool namespace not implemented"),
     // Served methods that answer differently.
     (
         "eth_getBalance/get-balance-blockhash.io",

@@ -473,6 +473,24 @@ async fn pending_nonce_counts_pooled_transactions_and_replacement_works() {
         )
         .await;
     assert!(old.is_null());
+    // The txpool namespace shows both, the replacement in place.
+    let status = node.call("txpool_status", json!([])).await;
+    assert_eq!(status, json!({"pending": "0x2", "queued": "0x0"}));
+    let content = node.call("txpool_content", json!([])).await;
+    let mine = &content["pending"][me.to_checksum(None)];
+    assert_eq!(
+        mine["0"]["hash"],
+        json!(mk(0, 2 * GWEI).tx_hash()),
+        "{content}"
+    );
+    assert_eq!(mine["1"]["hash"], json!(replaced.tx_hash()), "{content}");
+    assert_eq!(content["queued"], json!({}));
+    let from = node.call("txpool_contentFrom", json!([me])).await;
+    assert_eq!(from["pending"], *mine);
+    let nobody = node
+        .call("txpool_contentFrom", json!([Address::repeat_byte(9)]))
+        .await;
+    assert_eq!(nobody, json!({"pending": {}, "queued": {}}));
     node.running.unwrap().stop().await;
 }
 
