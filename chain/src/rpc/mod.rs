@@ -38,6 +38,7 @@ use crate::node::Node;
 use crate::{Error, Result};
 
 mod convert;
+pub mod debug;
 pub mod eth;
 pub mod pubsub;
 pub mod transport;
@@ -101,6 +102,11 @@ pub fn module(node: Arc<Node>) -> RpcModule<()> {
         .expect("method names are unique");
     module
         .merge(txpool::TxpoolApiServer::into_rpc(txpool::TxpoolRpc::new(
+            node.clone(),
+        )))
+        .expect("method names are unique");
+    module
+        .merge(debug::DebugApiServer::into_rpc(debug::DebugRpc::new(
             node.clone(),
         )))
         .expect("method names are unique");

@@ -32,13 +32,6 @@ use crate::util::post;
 /// fail, and why. Keep the reasons short and true.
 const KNOWN_FAILURES: &[(&str, &str)] = &[
     // Methods the node does not serve (-32601).
-    ("debug_getRawBlock/", "debug namespace not implemented"),
-    ("debug_getRawHeader/", "debug namespace not implemented"),
-    ("debug_getRawReceipts/", "debug namespace not implemented"),
-    (
-        "debug_getRawTransaction/",
-        "debug namespace not implemented",
-    ),
     ("debug_traceBlockByHash/", "tracing not implemented"),
     ("debug_traceBlockByNumber/", "tracing not implemented"),
     ("debug_traceTransaction/", "tracing not implemented"),

@@ -491,6 +491,11 @@ async fn pending_nonce_counts_pooled_transactions_and_replacement_works() {
         .call("txpool_contentFrom", json!([Address::repeat_byte(9)]))
         .await;
     assert_eq!(nobody, json!({"pending": {}, "queued": {}}));
+    // A pooled transaction's raw encoding.
+    let got = node
+        .call("debug_getRawTransaction", json!([replaced.tx_hash()]))
+        .await;
+    assert_eq!(got, json!(raw(&replaced)));
     node.running.unwrap().stop().await;
 }
 
