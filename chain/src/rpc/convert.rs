@@ -120,7 +120,13 @@ pub(crate) fn rpc_tx(
     Transaction::from_transaction(Recovered::new_unchecked(tx, from), info)
 }
 
-pub(crate) fn receipts_with_logs(block: &StoredBlock) -> Vec<TransactionReceipt> {
+/// The block's receipts as the RPC shows them; a blob transaction's carry
+/// its blob gas and the block's blob base fee under `blob_params`.
+pub(crate) fn receipts_with_logs(
+    block: &StoredBlock,
+    blob_params: alloy_eips::eip7840::BlobParams,
+) -> Vec<TransactionReceipt> {
+    let blob_price = block.header.blob_fee(blob_params);
     let mut log_index = 0u64;
     let mut prev_cumulative = 0u64;
     let base_fee = block.header.base_fee_per_gas;
@@ -157,8 +163,8 @@ pub(crate) fn receipts_with_logs(block: &StoredBlock) -> Vec<TransactionReceipt>
                 block_number: Some(block.header.number),
                 gas_used,
                 effective_gas_price: tx.effective_gas_price(base_fee),
-                blob_gas_used: None,
-                blob_gas_price: None,
+                blob_gas_used: alloy_consensus::Transaction::blob_gas_used(tx),
+                blob_gas_price: alloy_consensus::Transaction::blob_gas_used(tx).and(blob_price),
                 from: *from,
                 to: tx.to(),
                 contract_address: tx.is_create().then(|| from.create(tx.nonce())),
@@ -171,7 +177,7 @@ pub(crate) fn receipts_with_logs(block: &StoredBlock) -> Vec<TransactionReceipt>
 /// tip, each weighted by the gas it used).
 pub(crate) fn block_rewards(block: &StoredBlock, percentiles: &[f64]) -> Vec<u128> {
     let base_fee = block.header.base_fee_per_gas.unwrap_or_default();
-    let receipts = receipts_with_logs(block);
+    let receipts = receipts_with_logs(block, alloy_eips::eip7840::BlobParams::cancun());
     let mut tips: Vec<(u128, u64)> = block
         .transactions
         .iter()

@@ -400,7 +400,9 @@ impl EthApiServer for EthRpc {
         let Some(block) = r.block_by_number(number).map_err(internal)? else {
             return Ok(None);
         };
-        Ok(receipts_with_logs(&block).into_iter().nth(index as usize))
+        Ok(receipts_with_logs(&block, self.node.spec.blob_params())
+            .into_iter()
+            .nth(index as usize))
     }
 
     fn block_by_number(&self, number: BlockNumberOrTag, full: bool) -> RpcResult<Option<Block>> {
@@ -518,7 +520,7 @@ impl EthApiServer for EthRpc {
             BlockId::Hash(h) => r.block(h.block_hash),
         }
         .map_err(internal)?;
-        Ok(block.map(|b| receipts_with_logs(&b)))
+        Ok(block.map(|b| receipts_with_logs(&b, self.node.spec.blob_params())))
     }
 
     fn fee_history(

@@ -50,10 +50,6 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
         "a 33-byte key with a leading zero parses as a U256 instead of -32602",
     ),
     (
-        "eth_getTransactionReceipt/get-blob-tx.io",
-        "receipts lack blobGasUsed/blobGasPrice",
-    ),
-    (
         "eth_sendRawTransaction/send-access-list-transaction.io",
         "nonce gap (tx nonce 2, account nonce 0): the pool refuses gaps instead of queueing",
     ),
