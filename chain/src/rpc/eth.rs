@@ -51,7 +51,12 @@ pub trait EthApi {
     fn code(&self, address: Address, block: Option<BlockId>) -> RpcResult<Bytes>;
     /// `eth_getStorageAt`
     #[method(name = "eth_getStorageAt")]
-    fn storage_at(&self, address: Address, slot: U256, block: Option<BlockId>) -> RpcResult<B256>;
+    fn storage_at(
+        &self,
+        address: Address,
+        slot: StorageKey,
+        block: Option<BlockId>,
+    ) -> RpcResult<B256>;
     /// `eth_getProof` (EIP-1186): the account and storage slots with their
     /// Merkle proofs against the state root.
     #[method(name = "eth_getProof", blocking)]
@@ -141,6 +146,27 @@ pub trait EthApi {
     /// `clique_getSigners`
     #[method(name = "clique_getSigners")]
     fn clique_signers(&self, block: Option<BlockNumberOrTag>) -> RpcResult<Vec<Address>>;
+}
+
+/// A storage slot as `eth_getStorageAt` takes it: 0x-hex of at most 32
+/// bytes (geth refuses longer keys, leading zeros or not).
+#[derive(Debug, Clone, Copy)]
+pub struct StorageKey(pub U256);
+
+impl<'de> serde::Deserialize<'de> for StorageKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let bad = |why: &str| serde::de::Error::custom(format!("{why}: {text:?}"));
+        let hex = text
+            .strip_prefix("0x")
+            .ok_or_else(|| bad("storage key without 0x prefix"))?;
+        if hex.len() > 64 {
+            return Err(bad("storage key too long (want at most 32 bytes)"));
+        }
+        U256::from_str_radix(hex, 16)
+            .map(Self)
+            .map_err(|_| bad("storage key is not hex"))
+    }
 }
 
 /// The implementation of [`EthApiServer`].
@@ -261,9 +287,14 @@ impl EthApiServer for EthRpc {
         Ok(r.code(acc.code_hash).map_err(internal)?.unwrap_or_default())
     }
 
-    fn storage_at(&self, address: Address, slot: U256, block: Option<BlockId>) -> RpcResult<B256> {
+    fn storage_at(
+        &self,
+        address: Address,
+        slot: StorageKey,
+        block: Option<BlockId>,
+    ) -> RpcResult<B256> {
         let r = self.state_at(block)?;
-        Ok(B256::from(r.storage(address, slot).map_err(internal)?))
+        Ok(B256::from(r.storage(address, slot.0).map_err(internal)?))
     }
 
     fn proof(

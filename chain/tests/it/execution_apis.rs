@@ -46,10 +46,6 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
         "state is kept for the head only; block 44 is historical (-32000)",
     ),
     (
-        "eth_getStorageAt/get-storage-invalid-key-too-large.io",
-        "a 33-byte key with a leading zero parses as a U256 instead of -32602",
-    ),
-    (
         "eth_sendRawTransaction/send-access-list-transaction.io",
         "nonce gap (tx nonce 2, account nonce 0): the pool refuses gaps instead of queueing",
     ),
