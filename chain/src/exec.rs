@@ -328,8 +328,90 @@ pub fn call(
     spec: &ChainSpec,
     reader: &StoreReader,
     head: &Header,
-    mut req: TransactionRequest,
+    req: TransactionRequest,
 ) -> Result<CallOutcome, CallError> {
+    let (result, _) = transact(spec, reader, head, req)?;
+    let gas_used = result.tx_gas_used();
+    match result {
+        ExecutionResult::Success { output, gas, .. } => Ok(CallOutcome {
+            output: output.into_data(),
+            gas_used,
+            refunded: gas.final_refunded(),
+        }),
+        ExecutionResult::Revert { output, .. } => Err(CallError::Revert(output)),
+        ExecutionResult::Halt { reason, .. } => Err(CallError::Halt(format!("{reason:?}"))),
+    }
+}
+
+/// `eth_createAccessList`: the accounts and storage slots `req` touches (as
+/// geth: not its sender, not its recipient unless it touches the
+/// recipient's storage, not precompiles, not the coinbase), and the gas it
+/// uses with that list; run again with the list until it stops changing. A
+/// call that fails still gets its list, with the error.
+pub fn create_access_list(
+    spec: &ChainSpec,
+    reader: &StoreReader,
+    head: &Header,
+    req: TransactionRequest,
+) -> Result<alloy_eips::eip2930::AccessListResult, CallError> {
+    let from = req.from.unwrap_or_default();
+    let to = match req.to {
+        Some(alloy_primitives::TxKind::Call(to)) => Some(to),
+        _ => None,
+    };
+    let created = req.from.map(|f| f.create(req.nonce.unwrap_or_default()));
+    let precompile = |a: &Address| {
+        let n = U256::from_be_slice(a.as_slice());
+        n >= U256::from(1) && n <= U256::from(0x11) || n == U256::from(0x100)
+    };
+    let mut list = req.access_list.clone().unwrap_or_default();
+    for _ in 0..8 {
+        let mut r = req.clone();
+        r.access_list = Some(list.clone());
+        let (result, state) = transact(spec, reader, head, r)?;
+        let mut items: Vec<alloy_eips::eip2930::AccessListItem> = state
+            .iter()
+            .filter(|(a, _)| **a != from && Some(**a) != created && !precompile(a))
+            .filter(|(a, _)| **a != head.beneficiary)
+            .filter(|(a, acc)| Some(**a) != to || !acc.storage.is_empty())
+            .map(|(a, acc)| {
+                let mut keys: Vec<B256> = acc.storage.keys().map(|k| B256::from(*k)).collect();
+                keys.sort();
+                alloy_eips::eip2930::AccessListItem {
+                    address: *a,
+                    storage_keys: keys,
+                }
+            })
+            .collect();
+        items.sort_by_key(|i| i.address);
+        let next = alloy_eips::eip2930::AccessList(items);
+        if next == list {
+            let error = match &result {
+                ExecutionResult::Success { .. } => None,
+                ExecutionResult::Revert { .. } => Some("execution reverted".to_owned()),
+                ExecutionResult::Halt { reason, .. } => Some(format!("{reason:?}")),
+            };
+            return Ok(alloy_eips::eip2930::AccessListResult {
+                access_list: list,
+                gas_used: U256::from(result.tx_gas_used()),
+                error,
+            });
+        }
+        list = next;
+    }
+    Err(CallError::Invalid(
+        "the access list did not settle in 8 runs".into(),
+    ))
+}
+
+/// Runs `req` on top of `head` (nothing committed): the result and every
+/// account and slot it touched.
+fn transact(
+    spec: &ChainSpec,
+    reader: &StoreReader,
+    head: &Header,
+    mut req: TransactionRequest,
+) -> Result<(ExecutionResult, revm::state::EvmState), CallError> {
     let mut env = call_env(spec, head);
     if req.gas_price.is_none()
         && req.max_fee_per_gas.is_none()
@@ -351,16 +433,7 @@ pub fn call(
     let out = evm
         .transact(tx_env)
         .map_err(|e| CallError::Invalid(e.to_string()))?;
-    let gas_used = out.result.tx_gas_used();
-    match out.result {
-        ExecutionResult::Success { output, gas, .. } => Ok(CallOutcome {
-            output: output.into_data(),
-            gas_used,
-            refunded: gas.final_refunded(),
-        }),
-        ExecutionResult::Revert { output, .. } => Err(CallError::Revert(output)),
-        ExecutionResult::Halt { reason, .. } => Err(CallError::Halt(format!("{reason:?}"))),
-    }
+    Ok((out.result, out.state))
 }
 
 /// Estimates the gas `req` needs the way geth does (so answers match its): a

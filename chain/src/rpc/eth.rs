@@ -79,6 +79,14 @@ pub trait EthApi {
     /// `eth_blobBaseFee`: the blob base fee of the next block.
     #[method(name = "eth_blobBaseFee")]
     fn blob_base_fee(&self) -> RpcResult<U256>;
+    /// `eth_createAccessList`: the access list a transaction would use and
+    /// its gas with it.
+    #[method(name = "eth_createAccessList", blocking)]
+    fn create_access_list(
+        &self,
+        req: TransactionRequest,
+        block: Option<BlockId>,
+    ) -> RpcResult<alloy_eips::eip2930::AccessListResult>;
     /// `eth_call`
     #[method(name = "eth_call", blocking)]
     fn call(&self, req: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes>;
@@ -362,6 +370,16 @@ impl EthApiServer for EthRpc {
         head.next_block_blob_fee(self.node.spec.blob_params())
             .map(U256::from)
             .ok_or_else(|| err(-32000, "the head has no blob gas fields (before Cancun)"))
+    }
+
+    fn create_access_list(
+        &self,
+        req: TransactionRequest,
+        block: Option<BlockId>,
+    ) -> RpcResult<alloy_eips::eip2930::AccessListResult> {
+        let r = self.state_at(block)?;
+        let head = head_header(&r)?;
+        crate::exec::create_access_list(&self.node.spec, &r, &head, req).map_err(call_error)
     }
 
     fn call(&self, req: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes> {
