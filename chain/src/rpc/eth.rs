@@ -73,6 +73,11 @@ pub trait EthApi {
         slots: BTreeMap<Address, Vec<JsonStorageKey>>,
         block: Option<BlockId>,
     ) -> RpcResult<BTreeMap<Address, Vec<B256>>>;
+    /// `eth_capabilities`: which history this node can answer for: every
+    /// block, transaction, receipt and log since genesis, but state (and
+    /// state proofs) at the head only.
+    #[method(name = "eth_capabilities")]
+    fn capabilities(&self) -> RpcResult<serde_json::Value>;
     /// `eth_baseFee`: the base fee of the next block.
     #[method(name = "eth_baseFee")]
     fn base_fee(&self) -> RpcResult<U256>;
@@ -359,6 +364,26 @@ impl EthApiServer for EthRpc {
                 Ok((a, values))
             })
             .collect()
+    }
+
+    fn capabilities(&self) -> RpcResult<serde_json::Value> {
+        let (head, hash) = self.node.head();
+        let number = U64::from(head.number);
+        let all = serde_json::json!({ "disabled": false, "oldestBlock": U64::ZERO });
+        let at_head = serde_json::json!({ "disabled": false, "oldestBlock": number });
+        Ok(serde_json::json!({
+            "head": { "number": number, "hash": hash },
+            "state": at_head,
+            "stateproofs": at_head,
+            "tx": all,
+            "receipts": all,
+            "blocks": all,
+            "logs": {
+                "disabled": false,
+                "oldestBlock": U64::ZERO,
+                "deleteStrategy": { "type": "none" },
+            },
+        }))
     }
 
     fn base_fee(&self) -> RpcResult<U256> {

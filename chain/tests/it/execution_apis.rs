@@ -35,7 +35,6 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
     ("debug_traceBlockByHash/", "tracing not implemented"),
     ("debug_traceBlockByNumber/", "tracing not implemented"),
     ("debug_traceTransaction/", "tracing not implemented"),
-    ("eth_capabilities/", "not implemented"),
     ("eth_config/", "EIP-7910 not implemented"),
     ("eth_simulateV1/", "not implemented"),
     ("testing_buildBlockV1/", "not implemented"),
