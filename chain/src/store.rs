@@ -18,15 +18,16 @@ use alloy_eips::eip4895::Withdrawal;
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_rlp::Decodable;
 use alloy_trie::{EMPTY_ROOT_HASH, KECCAK_EMPTY, TrieAccount};
-use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
-};
+use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
 use revm::database::states::StateChangeset;
 use revm::database_interface::{DBErrorMarker, DatabaseRef};
 use revm::state::{AccountInfo, Bytecode};
 
 use crate::spec::ChainSpec;
 use crate::{Error, Result};
+
+mod state;
+use state::{apply_changes, state_root, state_root_of, update_storage_roots};
 
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const CANONICAL: TableDefinition<'_, u64, [u8; 32]> = TableDefinition::new("canonical");
@@ -37,6 +38,14 @@ const SENDERS: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition::new("send
 const RECEIPTS: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition::new("receipts");
 const TX_LOOKUP: TableDefinition<'_, [u8; 32], (u64, u32)> = TableDefinition::new("tx_lookup");
 const ACCOUNTS: TableDefinition<'_, [u8; 20], &[u8]> = TableDefinition::new("accounts");
+/// The storage root of every account with storage, kept in step with
+/// `storage` in the same write transactions, so that a block's state root
+/// rehashes only the storage that block changed.
+const STORAGE_ROOTS: TableDefinition<'_, [u8; 20], [u8; 32]> =
+    TableDefinition::new("storage_roots");
+/// Set in `meta` once `storage_roots` covers every account (a datadir from
+/// before it gets the table built in its next write).
+const STORAGE_ROOTS_KEY: &str = "storage_roots";
 const STORAGE: TableDefinition<'_, ([u8; 20], [u8; 32]), [u8; 32]> =
     TableDefinition::new("storage");
 const CODE: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition::new("code");
@@ -139,6 +148,7 @@ impl Store {
                 }
             }
         }
+        update_storage_roots(&txn, None)?;
         let root = state_root(&txn)?;
         if root != header.state_root {
             return Err(Error::Corrupt(format!(
@@ -283,79 +293,6 @@ fn write_block(txn: &WriteTransaction, block: &StoredBlock) -> Result<()> {
     head.extend_from_slice(&hash);
     txn.open_table(META)?.insert(HEAD_KEY, head.as_slice())?;
     Ok(())
-}
-
-fn apply_changes(txn: &WriteTransaction, changes: &StateChangeset) -> Result<()> {
-    let mut accounts = txn.open_table(ACCOUNTS)?;
-    let mut storage = txn.open_table(STORAGE)?;
-    let mut code = txn.open_table(CODE)?;
-    for (hash, bytecode) in &changes.contracts {
-        code.insert(hash.0, bytecode.original_byte_slice())?;
-    }
-    for (address, info) in &changes.accounts {
-        match info {
-            Some(info) => accounts.insert(address.0.0, encode_account(info).as_slice())?,
-            None => accounts.remove(address.0.0)?,
-        };
-    }
-    for change in &changes.storage {
-        let a = change.address.0.0;
-        if change.wipe_storage {
-            let slots: Vec<[u8; 32]> = storage
-                .range((a, [0u8; 32])..=(a, [0xffu8; 32]))?
-                .map(|e| e.map(|(k, _)| k.value().1))
-                .collect::<Result<_, _>>()?;
-            for s in slots {
-                storage.remove((a, s))?;
-            }
-        }
-        for (slot, value) in &change.storage {
-            let key = (a, slot.to_be_bytes::<32>());
-            if value.is_zero() {
-                storage.remove(key)?;
-            } else {
-                storage.insert(key, value.to_be_bytes::<32>())?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Recomputes the state root from the plain tables (O(state)).
-fn state_root(txn: &WriteTransaction) -> Result<B256> {
-    state_root_of(&txn.open_table(ACCOUNTS)?, &txn.open_table(STORAGE)?)
-}
-
-/// The state root of the plain account and storage tables.
-fn state_root_of(
-    accounts: &impl ReadableTable<[u8; 20], &'static [u8]>,
-    storage: &impl ReadableTable<([u8; 20], [u8; 32]), [u8; 32]>,
-) -> Result<B256> {
-    let mut leaves = Vec::new();
-    for entry in accounts.range::<[u8; 20]>(..)? {
-        let (k, v) = entry?;
-        let address = Address::from(k.value());
-        let info = decode_account(v.value())?;
-        let slots = storage
-            .range((k.value(), [0u8; 32])..=(k.value(), [0xffu8; 32]))?
-            .map(|e| e.map(|(k, v)| (B256::from(k.value().1), U256::from_be_bytes(v.value()))))
-            .collect::<Result<Vec<_>, _>>()?;
-        let storage_root = if slots.is_empty() {
-            EMPTY_ROOT_HASH
-        } else {
-            alloy_trie::root::storage_root_unhashed(slots)
-        };
-        leaves.push((
-            address,
-            TrieAccount {
-                nonce: info.nonce,
-                balance: info.balance,
-                storage_root,
-                code_hash: info.code_hash,
-            },
-        ));
-    }
-    Ok(alloy_trie::root::state_root_unhashed(leaves))
 }
 
 fn encode_account(info: &AccountInfo) -> [u8; 72] {
