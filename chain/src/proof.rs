@@ -9,7 +9,7 @@ use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_rpc_types_eth::{EIP1186AccountProofResponse, EIP1186StorageProof};
 use alloy_serde::storage::JsonStorageKey;
 use alloy_trie::proof::ProofRetainer;
-use alloy_trie::{EMPTY_ROOT_HASH, HashBuilder, Nibbles, TrieAccount};
+use alloy_trie::{HashBuilder, Nibbles, TrieAccount};
 
 use crate::error::{Error, Result};
 use crate::store::StoreReader;
@@ -61,7 +61,7 @@ pub fn account_proof(
         let storage_root = if a == address {
             storage_hash
         } else {
-            storage_root_of(reader, a)?
+            reader.storage_root(a)?
         };
         let account = TrieAccount {
             nonce: info.nonce,
@@ -87,16 +87,6 @@ pub fn account_proof(
         storage_hash,
         account_proof: path_nodes(&nodes, &path),
         storage_proof,
-    })
-}
-
-/// The storage root of `address`.
-fn storage_root_of(reader: &StoreReader, address: Address) -> Result<B256> {
-    let slots = reader.storage_all(address)?;
-    Ok(if slots.is_empty() {
-        EMPTY_ROOT_HASH
-    } else {
-        alloy_trie::root::storage_root_unhashed(slots)
     })
 }
 

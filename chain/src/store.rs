@@ -461,14 +461,21 @@ impl StoreReader {
 
     /// Every non-zero storage slot of `address` at the head state.
     pub fn storage_all(&self, address: Address) -> Result<Vec<(B256, U256)>> {
-        let a = address.0.0;
-        self.storage
-            .range((a, [0u8; 32])..=(a, [0xffu8; 32]))?
-            .map(|e| {
-                let (k, v) = e?;
-                Ok((B256::from(k.value().1), U256::from_be_bytes(v.value())))
-            })
-            .collect()
+        state::slots_in(&self.storage, address.0.0)
+    }
+
+    /// The storage root of `address` at the head state: kept beside the
+    /// storage (read in O(1)), or rehashed from it in a datadir written
+    /// before that was kept.
+    pub fn storage_root(&self, address: Address) -> Result<B256> {
+        let kept = self.txn.open_table(META)?.get(STORAGE_ROOTS_KEY)?.is_some();
+        if kept {
+            let roots = self.txn.open_table(STORAGE_ROOTS)?;
+            return Ok(roots
+                .get(address.0.0)?
+                .map_or(EMPTY_ROOT_HASH, |r| B256::from(r.value())));
+        }
+        state::storage_root_in(&self.storage, address.0.0)
     }
 
     /// Recomputes the state root of this snapshot from its accounts and storage

@@ -64,19 +64,27 @@ pub(super) fn update_storage_roots(
 }
 
 /// The storage root of `a` from the plain storage table.
-fn storage_root_in(
+pub(super) fn storage_root_in(
     storage: &impl ReadableTable<([u8; 20], [u8; 32]), [u8; 32]>,
     a: [u8; 20],
 ) -> Result<B256> {
-    let slots = storage
-        .range((a, [0u8; 32])..=(a, [0xffu8; 32]))?
-        .map(|e| e.map(|(k, v)| (B256::from(k.value().1), U256::from_be_bytes(v.value()))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let slots = slots_in(storage, a)?;
     Ok(if slots.is_empty() {
         EMPTY_ROOT_HASH
     } else {
         alloy_trie::root::storage_root_unhashed(slots)
     })
+}
+
+/// Every stored (non-zero) slot of `a`, by slot.
+pub(super) fn slots_in(
+    storage: &impl ReadableTable<([u8; 20], [u8; 32]), [u8; 32]>,
+    a: [u8; 20],
+) -> Result<Vec<(B256, U256)>> {
+    Ok(storage
+        .range((a, [0u8; 32])..=(a, [0xffu8; 32]))?
+        .map(|e| e.map(|(k, v)| (B256::from(k.value().1), U256::from_be_bytes(v.value()))))
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Writes `changes` to the plain account, storage and code tables.
@@ -119,53 +127,38 @@ fn apply_plain(txn: &WriteTransaction, changes: &StateChangeset) -> Result<()> {
 /// The state root after [`apply_changes`]: every account's leaf, with the
 /// storage roots kept in `storage_roots` (O(accounts), storage untouched).
 pub(super) fn state_root(txn: &WriteTransaction) -> Result<B256> {
-    let accounts = txn.open_table(ACCOUNTS)?;
     let roots = txn.open_table(STORAGE_ROOTS)?;
+    state_root_with(&txn.open_table(ACCOUNTS)?, |a| {
+        Ok(roots
+            .get(a)?
+            .map_or(EMPTY_ROOT_HASH, |r| B256::from(r.value())))
+    })
+}
+
+/// The state root of the plain account and storage tables, every storage
+/// root recomputed (O(state)): the check of a stored head.
+pub(super) fn state_root_of(
+    accounts: &impl ReadableTable<[u8; 20], &'static [u8]>,
+    storage: &impl ReadableTable<([u8; 20], [u8; 32]), [u8; 32]>,
+) -> Result<B256> {
+    state_root_with(accounts, |a| storage_root_in(storage, a))
+}
+
+/// The state root of `accounts`, each with the storage root `storage_root` gives.
+fn state_root_with(
+    accounts: &impl ReadableTable<[u8; 20], &'static [u8]>,
+    mut storage_root: impl FnMut([u8; 20]) -> Result<B256>,
+) -> Result<B256> {
     let mut leaves = Vec::new();
     for entry in accounts.range::<[u8; 20]>(..)? {
         let (k, v) = entry?;
         let info = decode_account(v.value())?;
-        let storage_root = roots
-            .get(k.value())?
-            .map_or(EMPTY_ROOT_HASH, |r| B256::from(r.value()));
         leaves.push((
             Address::from(k.value()),
             TrieAccount {
                 nonce: info.nonce,
                 balance: info.balance,
-                storage_root,
-                code_hash: info.code_hash,
-            },
-        ));
-    }
-    Ok(alloy_trie::root::state_root_unhashed(leaves))
-}
-
-/// The state root of the plain account and storage tables.
-pub(super) fn state_root_of(
-    accounts: &impl ReadableTable<[u8; 20], &'static [u8]>,
-    storage: &impl ReadableTable<([u8; 20], [u8; 32]), [u8; 32]>,
-) -> Result<B256> {
-    let mut leaves = Vec::new();
-    for entry in accounts.range::<[u8; 20]>(..)? {
-        let (k, v) = entry?;
-        let address = Address::from(k.value());
-        let info = decode_account(v.value())?;
-        let slots = storage
-            .range((k.value(), [0u8; 32])..=(k.value(), [0xffu8; 32]))?
-            .map(|e| e.map(|(k, v)| (B256::from(k.value().1), U256::from_be_bytes(v.value()))))
-            .collect::<Result<Vec<_>, _>>()?;
-        let storage_root = if slots.is_empty() {
-            EMPTY_ROOT_HASH
-        } else {
-            alloy_trie::root::storage_root_unhashed(slots)
-        };
-        leaves.push((
-            address,
-            TrieAccount {
-                nonce: info.nonce,
-                balance: info.balance,
-                storage_root,
+                storage_root: storage_root(k.value())?,
                 code_hash: info.code_hash,
             },
         ));
