@@ -25,6 +25,9 @@ pub enum Error {
     /// A stored record could not be decoded (the datadir is corrupt or from another version).
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The state of a block that is not kept (before history, above the head).
+    #[error("state unavailable: {0}")]
+    StateUnavailable(String),
     /// redb failed.
     #[error("store: {0}")]
     Store(#[from] redb::Error),

@@ -8,8 +8,9 @@
 //! snapshot is also the revm [`DatabaseRef`] the executor and `eth_call` read.
 //!
 //! State is kept as plain tables (address → account, (address, slot) → value,
-//! code hash → code). The state root is recomputed from them on each block, which
-//! costs O(state); an incremental trie is future work (see docs/CHAIN.md).
+//! code hash → code), and beside them the Merkle-Patricia tries over them with
+//! their branch nodes ([`trie`]): a block's state root rehashes only the paths
+//! of the keys it changed, so block time does not grow with the state.
 
 use std::path::Path;
 
@@ -18,7 +19,9 @@ use alloy_eips::eip4895::Withdrawal;
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_rlp::Decodable;
 use alloy_trie::{EMPTY_ROOT_HASH, KECCAK_EMPTY, TrieAccount};
-use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use revm::database::states::StateChangeset;
 use revm::database_interface::{DBErrorMarker, DatabaseRef};
 use revm::state::{AccountInfo, Bytecode};
@@ -26,8 +29,10 @@ use revm::state::{AccountInfo, Bytecode};
 use crate::spec::ChainSpec;
 use crate::{Error, Result};
 
+mod history;
 mod state;
-use state::{apply_changes, state_root, state_root_of, update_storage_roots};
+mod trie;
+use state::{apply_changes, rebuild_tries, state_root_of};
 
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const CANONICAL: TableDefinition<'_, u64, [u8; 32]> = TableDefinition::new("canonical");
@@ -46,6 +51,10 @@ const STORAGE_ROOTS: TableDefinition<'_, [u8; 20], [u8; 32]> =
 /// Set in `meta` once `storage_roots` covers every account (a datadir from
 /// before it gets the table built in its next write).
 const STORAGE_ROOTS_KEY: &str = "storage_roots";
+/// Set in `meta` once the incremental tries (`trie_leaves`,
+/// `trie_branches`) cover the state (a datadir from before them gets them
+/// built in its next write).
+const TRIES_KEY: &str = "tries";
 const STORAGE: TableDefinition<'_, ([u8; 20], [u8; 32]), [u8; 32]> =
     TableDefinition::new("storage");
 const CODE: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition::new("code");
@@ -148,8 +157,7 @@ impl Store {
                 }
             }
         }
-        update_storage_roots(&txn, None)?;
-        let root = state_root(&txn)?;
+        let root = rebuild_tries(&txn)?;
         if root != header.state_root {
             return Err(Error::Corrupt(format!(
                 "genesis state root {root} from the store differs from {} from the allocations",
@@ -161,6 +169,10 @@ impl Store {
         txn.open_table(META)?
             .insert(SPEC_KEY, genesis_json.as_slice())?;
         txn.open_table(META)?.insert(GENESIS_KEY, hash.as_slice())?;
+        // Block 1 is the first whose changes are recorded: the state of
+        // every block can be read.
+        txn.open_table(META)?
+            .insert(history::HISTORY_KEY, 1u64.to_be_bytes().as_slice())?;
         let block = StoredBlock {
             header,
             hash,
@@ -233,8 +245,7 @@ impl Store {
         finish: impl FnOnce(B256) -> Result<StoredBlock>,
     ) -> Result<StoredBlock> {
         let txn = self.db.begin_write()?;
-        apply_changes(&txn, changes)?;
-        let root = state_root(&txn)?;
+        let root = apply_changes(&txn, changes, Some(next_number(&txn)?))?;
         let block = finish(root)?;
         write_block(&txn, &block)?;
         txn.commit()?;
@@ -253,8 +264,7 @@ impl Store {
         finish: impl FnOnce(B256) -> Result<StoredBlock>,
     ) -> Result<StoredBlock> {
         let txn = self.db.begin_write()?;
-        apply_changes(&txn, changes)?;
-        let root = state_root(&txn)?;
+        let root = apply_changes(&txn, changes, Some(next_number(&txn)?))?;
         let block = finish(root)?;
         write_block(&txn, &block)?;
         if !ommers.is_empty() {
@@ -268,6 +278,15 @@ impl Store {
         txn.commit()?;
         Ok(block)
     }
+}
+
+/// The number of the block after the stored head.
+fn next_number(txn: &WriteTransaction) -> Result<u64> {
+    let meta = txn.open_table(META)?;
+    let head = meta
+        .get(HEAD_KEY)?
+        .ok_or_else(|| Error::Corrupt("no head".into()))?;
+    Ok(u64::from_be_bytes(head.value()[..8].try_into().expect("8 bytes")) + 1)
 }
 
 fn write_block(txn: &WriteTransaction, block: &StoredBlock) -> Result<()> {
@@ -324,10 +343,13 @@ fn decode<T: Decodable>(what: &str, mut bytes: &[u8]) -> Result<T> {
     T::decode(&mut bytes).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
 }
 
-/// A read snapshot of the store: blocks, indexes and the state at the head.
+/// A read snapshot of the store: blocks, indexes and the state at the head,
+/// or as of an earlier block ([`StoreReader::at`]).
 #[derive(Debug)]
 pub struct StoreReader {
     txn: ReadTransaction,
+    /// The block whose state this reader reads, when not the head.
+    at: Option<(u64, B256)>,
     accounts: redb::ReadOnlyTable<[u8; 20], &'static [u8]>,
     storage: redb::ReadOnlyTable<([u8; 20], [u8; 32]), [u8; 32]>,
     code: redb::ReadOnlyTable<[u8; 32], &'static [u8]>,
@@ -348,11 +370,70 @@ impl StoreReader {
             code: txn.open_table(CODE).map_err(open)?,
             canonical: txn.open_table(CANONICAL).map_err(open)?,
             txn,
+            at: None,
         })
     }
 
-    /// Number and hash of the head block.
+    /// This snapshot reading the state as of the end of canonical block
+    /// `number` (its [`StoreReader::head`] is then that block).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StateUnavailable`] when `number` is above the head or before
+    /// the datadir kept history.
+    pub fn at(mut self, number: u64) -> Result<Self> {
+        let (head, _) = self.stored_head()?;
+        if number >= head {
+            if number > head {
+                return Err(Error::StateUnavailable(format!(
+                    "block {number} is above the head {head}"
+                )));
+            }
+            return Ok(self);
+        }
+        let oldest = self.oldest_state()?;
+        if number < oldest {
+            return Err(Error::StateUnavailable(format!(
+                "the state of block {number} is not kept: this datadir keeps history from block {oldest}"
+            )));
+        }
+        let hash = self
+            .canonical_hash(number)?
+            .ok_or_else(|| Error::Corrupt(format!("no canonical block {number}")))?;
+        self.at = Some((number, hash));
+        Ok(self)
+    }
+
+    /// The oldest block whose state [`StoreReader::at`] can read.
+    pub fn oldest_state(&self) -> Result<u64> {
+        let meta = self.txn.open_table(META)?;
+        Ok(match meta.get(history::HISTORY_KEY)? {
+            Some(v) => u64::from_be_bytes(
+                v.value()
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("history start is not 8 bytes".into()))?,
+            )
+            .saturating_sub(1),
+            None => self.stored_head()?.0,
+        })
+    }
+
+    /// Whether this reader reads an earlier block's state than the head's.
+    pub fn is_historical(&self) -> bool {
+        self.at.is_some()
+    }
+
+    /// Number and hash of the head block (of the block [`StoreReader::at`]
+    /// positioned this reader at).
     pub fn head(&self) -> Result<(u64, B256)> {
+        if let Some(at) = self.at {
+            return Ok(at);
+        }
+        self.stored_head()
+    }
+
+    /// Number and hash of the stored head block.
+    fn stored_head(&self) -> Result<(u64, B256)> {
         let meta = self.txn.open_table(META)?;
         let v = meta
             .get(HEAD_KEY)?
@@ -431,16 +512,28 @@ impl StoreReader {
             .map(|v| v.value()))
     }
 
-    /// The account at the head state.
+    /// The account at the reader's state.
     pub fn account(&self, address: Address) -> Result<Option<AccountInfo>> {
+        if let Some((n, _)) = self.at {
+            let history = self.txn.open_table(history::ACCOUNT_HISTORY)?;
+            if let Some(old) = history::account_at(&history, address.0.0, n)? {
+                return Ok(old);
+            }
+        }
         self.accounts
             .get(address.0.0)?
             .map(|v| decode_account(v.value()))
             .transpose()
     }
 
-    /// A storage slot at the head state.
+    /// A storage slot at the reader's state.
     pub fn storage(&self, address: Address, slot: U256) -> Result<U256> {
+        if let Some((n, _)) = self.at {
+            let history = self.txn.open_table(history::STORAGE_HISTORY)?;
+            if let Some(old) = history::slot_at(&history, address.0.0, slot.to_be_bytes(), n)? {
+                return Ok(old);
+            }
+        }
         Ok(self
             .storage
             .get((address.0.0, slot.to_be_bytes::<32>()))?

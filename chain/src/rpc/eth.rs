@@ -211,25 +211,38 @@ impl EthRpc {
         }
     }
 
-    /// A reader positioned at the head, after checking `block` names the head.
+    /// A reader of the state as of `block` (default `latest`): the head's,
+    /// or an earlier canonical block's read through the state history.
     fn state_at(&self, block: Option<BlockId>) -> RpcResult<StoreReader> {
         let reader = self.reader()?;
-        let (head_number, head_hash) = reader.head().map_err(internal)?;
+        let (head_number, _) = reader.head().map_err(internal)?;
         let wanted = match block.unwrap_or_default() {
-            BlockId::Number(tag) => Some(self.number_of(tag, head_number)),
-            BlockId::Hash(h) => reader.block_number(h.block_hash).map_err(internal)?,
+            BlockId::Number(tag) => self.number_of(tag, head_number),
+            BlockId::Hash(h) => {
+                let n = reader.block_number(h.block_hash).map_err(internal)?;
+                match n {
+                    Some(n)
+                        if reader.canonical_hash(n).map_err(internal)? == Some(h.block_hash) =>
+                    {
+                        n
+                    }
+                    Some(_) => {
+                        return Err(err(
+                            -32000,
+                            format!("block {} is not canonical", h.block_hash),
+                        ));
+                    }
+                    None => return Err(err(-32000, format!("header not found: {}", h.block_hash))),
+                }
+            }
         };
-        match wanted {
-            Some(n) if n == head_number => Ok(reader),
-            Some(n) if n > head_number => Err(err(-32000, format!("header not found: block {n}"))),
-            Some(n) => Err(err(
-                -32000,
-                format!(
-                    "historical state unavailable: block {n} is not the head {head_number} ({head_hash})"
-                ),
-            )),
-            None => Err(err(-32000, "header not found")),
+        if wanted > head_number {
+            return Err(err(-32000, format!("header not found: block {wanted}")));
         }
+        reader.at(wanted).map_err(|e| match e {
+            crate::Error::StateUnavailable(_) => err(-32000, e.to_string()),
+            e => internal(e),
+        })
     }
 }
 
@@ -327,6 +340,12 @@ impl EthApiServer for EthRpc {
             ));
         }
         let r = self.state_at(block)?;
+        if r.is_historical() {
+            return Err(err(
+                -32000,
+                "proofs are served for the head block only (its state trie is the one kept)",
+            ));
+        }
         let head = head_header(&r)?;
         crate::proof::account_proof(&r, head.state_root, address, &slots).map_err(internal)
     }
@@ -369,11 +388,17 @@ impl EthApiServer for EthRpc {
     fn capabilities(&self) -> RpcResult<serde_json::Value> {
         let (head, hash) = self.node.head();
         let number = U64::from(head.number);
+        let oldest = self
+            .reader()?
+            .oldest_state()
+            .map_err(internal)?
+            .min(head.number);
         let all = serde_json::json!({ "disabled": false, "oldestBlock": U64::ZERO });
+        let state = serde_json::json!({ "disabled": false, "oldestBlock": U64::from(oldest) });
         let at_head = serde_json::json!({ "disabled": false, "oldestBlock": number });
         Ok(serde_json::json!({
             "head": { "number": number, "hash": hash },
-            "state": at_head,
+            "state": state,
             "stateproofs": at_head,
             "tx": all,
             "receipts": all,

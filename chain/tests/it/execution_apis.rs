@@ -40,10 +40,6 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
     ("testing_buildBlockV1/", "not implemented"),
     // Served methods that answer differently.
     (
-        "eth_getBalance/get-balance-blockhash.io",
-        "state is kept for the head only; block 44 is historical (-32000)",
-    ),
-    (
         "eth_sendRawTransaction/send-access-list-transaction.io",
         "nonce gap (tx nonce 2, account nonce 0): the pool refuses gaps instead of queueing",
     ),
