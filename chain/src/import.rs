@@ -2,7 +2,8 @@
 //! against its parent, re-executing it, and storing it as the new head.
 //!
 //! [`import_block`] checks, in order:
-//! 1. the parent: it must be the current head (no side chains or reorgs yet);
+//! 1. the parent: it must be the current head (a fork goes through
+//!    [`crate::Node::reorg`], which unwinds to the fork point first);
 //! 2. the header against the parent: number, timestamp after the parent's, gas
 //!    limit within 1/1024 of the parent's (doubled at the London transition),
 //!    gas used within the limit, EIP-1559 base fee, EIP-4844 excess blob gas,
@@ -127,13 +128,26 @@ pub enum ImportError {
     /// The parent is not in the store.
     #[error("unknown parent {0}")]
     UnknownParent(B256),
-    /// The parent is stored but is not the head (side chains are not supported).
-    #[error("parent {parent} is not the head {head}: side chains and reorgs are not supported")]
+    /// The parent is stored but is not the head: a fork, which only
+    /// [`crate::Node::reorg`] takes (with the blocks back to the fork point).
+    #[error(
+        "parent {parent} is not the head {head}: a fork, taken only as a whole branch by a reorg"
+    )]
     NotOnHead {
         /// The block's parent.
         parent: B256,
         /// The current head.
         head: B256,
+    },
+    /// A branch offered to a reorg is not a chain: block `number` does not
+    /// extend the one before it, or the branch does not start on the
+    /// canonical chain.
+    #[error("not a branch of the canonical chain at block {number}: {why}")]
+    NotABranch {
+        /// The first offending block.
+        number: u64,
+        /// What is wrong.
+        why: String,
     },
     /// The block is at the finalized height but is not the finalized block.
     #[error("block {number} {got} conflicts with the finalized block {finalized}")]

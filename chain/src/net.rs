@@ -23,14 +23,17 @@
 //! this node seals and its finality votes to every peer, and forwards
 //! transactions admitted by `eth_sendRawTransaction`.
 //!
-//! Fork choice: a node only extends its head (the store keeps state for the
-//! head only, so there are no reorgs). Authorities avoid forks instead: out of
-//! turn a block is sealed only after a delay and only if no block at that
-//! height arrived ([`crate::node`]), and not while a peer reports a longer
-//! chain. A block at the finalized height other than the finalized block is
-//! refused. If two authorities still sealed competing blocks at one height,
-//! each side refuses the other's descendants (logged as a fork) and finality
-//! stops until an operator resyncs one side: see `docs/CHAIN.md`.
+//! Fork choice: authorities avoid forks (out of turn a block is sealed only
+//! after a delay and only if no block at that height arrived, see
+//! [`crate::node`], and not while a peer reports a longer chain), and resolve
+//! those that still happen (a partition, two backups at once): when a peer's
+//! chain is ahead, or level on another block, and does not extend ours, the
+//! node walks back to the last block both have (never below its finalized
+//! block), fetches the peer's branch (at most [`MAX_BRANCH`] blocks) and
+//! offers it to [`Node::reorg`], which switches to it only if it is heavier
+//! by Clique's rule (total difficulty, then fewer blocks, then the lower
+//! hash). A block at or below the finalized height that is not canonical is
+//! never taken.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,9 +48,10 @@ use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use crate::Error;
 use crate::finality::{SignedVote, Vote};
-use crate::import::decode_block;
-use crate::node::{Imported, Node};
+use crate::import::{ImportError, RlpBlock, decode_block};
+use crate::node::{Imported, Node, Reorg};
 use crate::rpc::{err, internal};
 
 /// Most blocks one `netmind_getBlocks` returns.
@@ -381,9 +385,9 @@ fn broadcast(client: &PeerClient, peers: &[String], method: &'static str, params
 pub async fn sync_round(node: &Arc<Node>, client: &PeerClient, peers: &[String]) -> usize {
     let mut imported = 0;
     for peer in peers {
-        let (head, votes) = match client.call(peer, "netmind_head", json!([])).await {
+        let (head, hash, votes) = match client.call(peer, "netmind_head", json!([])).await {
             Ok(mut v) => match quantity(v.get("number"), "number") {
-                Ok(n) => (n, v["votes"].take()),
+                Ok(n) => (n, v["hash"].take(), v["votes"].take()),
                 Err(_) => continue,
             },
             Err(e) => {
@@ -391,7 +395,11 @@ pub async fn sync_round(node: &Arc<Node>, client: &PeerClient, peers: &[String])
                 continue;
             }
         };
-        if head > node.head().0.number {
+        let (ours, our_hash) = node.head();
+        // Ahead, or level on another block: pull (a fork goes to the fork
+        // choice).
+        let level_fork = head == ours.number && hash != json!(our_hash);
+        if head > ours.number || level_fork {
             node.set_peer_head(head);
             match pull(node, client, peer, head).await {
                 Ok(n) => imported += n,
@@ -425,6 +433,11 @@ async fn pull(
     loop {
         let ours = node.head().0.number;
         if ours >= head {
+            if ours == head {
+                // Level with the peer: a fork of equal height still goes
+                // to the fork choice.
+                imported += fork_choice(node, client, peer, head, head).await?;
+            }
             return Ok(imported);
         }
         let count = (head - ours).min(MAX_BLOCKS);
@@ -443,13 +456,103 @@ async fn pull(
             match tokio::task::spawn_blocking(move || n.import(block)).await {
                 Ok(Ok(Imported::Head(..))) => imported += 1,
                 Ok(Ok(Imported::Known)) => {}
+                Ok(Err(Error::Import(
+                    ImportError::NotOnHead { .. } | ImportError::UnknownParent(_),
+                ))) => {
+                    // The peer's chain forks below this block.
+                    let n = fork_choice(node, client, peer, number - 1, head).await?;
+                    if n == 0 {
+                        return Ok(imported);
+                    }
+                    imported += n;
+                    break;
+                }
                 Ok(Err(e)) => {
-                    return Err(format!("block {number} refused (a fork?): {e}"));
+                    return Err(format!("block {number} refused: {e}"));
                 }
                 Err(e) => return Err(e.to_string()),
             }
         }
     }
+}
+
+/// Blocks a fork choice fetches from a peer at most (the branch length).
+pub const MAX_BRANCH: u64 = 1_024;
+
+/// The peer's chain differs from ours at or below `from`: finds the last
+/// block both have (no lower than our finalized block), fetches the peer's
+/// branch after it up to `head`, and offers it to [`Node::reorg`]. Returns
+/// how many blocks became canonical.
+async fn fork_choice(
+    node: &Arc<Node>,
+    client: &PeerClient,
+    peer: &str,
+    from: u64,
+    head: u64,
+) -> Result<usize, String> {
+    let (finalized, _) = node.finalized();
+    let mut fork = from;
+    loop {
+        let theirs = peer_blocks(client, peer, fork, 1).await?;
+        let Some(b) = theirs.first() else {
+            return Err(format!("the peer has no block {fork}"));
+        };
+        let ours = node
+            .reader()
+            .map_err(|e| e.to_string())?
+            .canonical_hash(fork);
+        if ours.map_err(|e| e.to_string())? == Some(b.header.hash_slow()) {
+            break;
+        }
+        if fork <= finalized || from - fork >= MAX_BRANCH {
+            return Err(format!(
+                "the peer's chain forks below block {fork} (finalized here: {finalized}): not followed"
+            ));
+        }
+        fork -= 1;
+    }
+    if fork == head {
+        return Ok(0);
+    }
+    let mut branch = Vec::new();
+    let last = head.min(fork + MAX_BRANCH);
+    while fork + (branch.len() as u64) < last {
+        let next = fork + 1 + branch.len() as u64;
+        let got = peer_blocks(client, peer, next, (last + 1 - next).min(MAX_BLOCKS)).await?;
+        if got.is_empty() {
+            break;
+        }
+        branch.extend(got);
+    }
+    let n = node.clone();
+    match tokio::task::spawn_blocking(move || n.reorg(branch)).await {
+        Ok(Ok(Reorg::Switched { replaced, head })) => {
+            tracing::info!(target: "chain::net", %peer, fork, replaced, head = head.0, "followed the peer's heavier branch");
+            Ok((head.0 - fork) as usize)
+        }
+        Ok(Ok(Reorg::Kept)) => Ok(0),
+        Ok(Err(e)) => Err(format!(
+            "the peer's branch after block {fork} was refused: {e}"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Up to `count` canonical blocks of `peer` from `from`, decoded.
+async fn peer_blocks(
+    client: &PeerClient,
+    peer: &str,
+    from: u64,
+    count: u64,
+) -> Result<Vec<RlpBlock>, String> {
+    let raw = client
+        .call(peer, "netmind_getBlocks", json!([from, count]))
+        .await
+        .map_err(|e| e.to_string())?;
+    let raw: Vec<Bytes> = serde_json::from_value(raw).map_err(|e| e.to_string())?;
+    raw.iter()
+        .map(|r| decode_block(r).map_err(|e| e.to_string()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ use crate::spec::ChainSpec;
 use crate::store::{Store, StoreReader, StoredBlock};
 use crate::{Error, Result};
 
+mod reorg;
+pub use reorg::Reorg;
+
 /// How to run a node.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -470,19 +473,9 @@ impl Node {
         let Some(block) = reader.block_by_number(number)? else {
             return Ok(None);
         };
-        let ommers = reader.ommers(block.hash)?;
-        let withdrawals = reader
-            .withdrawals(&block.header, block.hash)?
-            .map(alloy_eips::eip4895::Withdrawals::new);
-        let rlp = RlpBlock {
-            header: block.header,
-            body: alloy_consensus::BlockBody {
-                transactions: block.transactions,
-                ommers,
-                withdrawals,
-            },
-        };
-        Ok(Some(alloy_rlp::encode(&rlp).into()))
+        Ok(Some(
+            alloy_rlp::encode(reorg::rlp_of(&reader, block)?).into(),
+        ))
     }
 
     /// A read snapshot of the store.

@@ -12,6 +12,7 @@ mod execution_apis;
 mod history;
 mod import;
 mod network;
+mod reorg;
 mod restart;
 mod state_growth;
 mod tools;

@@ -22,20 +22,20 @@ use serde_json::json;
 use crate::util::post;
 
 /// A 3-authority chain (period 1) and one datadir per authority.
-struct Three {
-    keys: Vec<PrivateKeySigner>,
-    nodes: Vec<Node>,
+pub(crate) struct Three {
+    pub(crate) keys: Vec<PrivateKeySigner>,
+    pub(crate) nodes: Vec<Node>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
-fn spec(keys: &[PrivateKeySigner]) -> ChainSpec {
+pub(crate) fn spec(keys: &[PrivateKeySigner]) -> ChainSpec {
     let mut genesis = ChainSpec::dev(1).genesis;
     let signers: Vec<Address> = keys.iter().map(|k| k.address()).collect();
     genesis.extra_data = signers_extra(&signers);
     ChainSpec::from_genesis(genesis).unwrap()
 }
 
-fn three() -> Three {
+pub(crate) fn three() -> Three {
     let mut keys: Vec<PrivateKeySigner> = (0..3).map(|_| PrivateKeySigner::random()).collect();
     keys.sort_by_key(|k| k.address());
     let spec = spec(&keys);
@@ -54,7 +54,7 @@ fn three() -> Three {
     }
 }
 
-fn rlp(node: &Node, number: u64) -> RlpBlock {
+pub(crate) fn rlp(node: &Node, number: u64) -> RlpBlock {
     let raw = node.rlp_block(number).unwrap().unwrap();
     netmind_chain::import::decode_block(&raw).unwrap()
 }
@@ -71,7 +71,7 @@ fn refused(node: &Node, block: RlpBlock) -> ImportError {
     }
 }
 
-fn vote(node: &Node, number: u64, key: &PrivateKeySigner) -> SignedVote {
+pub(crate) fn vote(node: &Node, number: u64, key: &PrivateKeySigner) -> SignedVote {
     let reader = node.reader().unwrap();
     let hash = reader.canonical_hash(number).unwrap().unwrap();
     SignedVote::sign(
