@@ -136,15 +136,8 @@ impl Journal {
         .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         // The views can be rebuilt from the journal: a power cut may lose
-        // their last transactions, never their consistency. Their indexes
-        // are keyed by random ids, so each projected row dirties its own
-        // page of each: 1 KiB pages (set when the file is created) write a
-        // quarter of what 4 KiB pages do.
-        let views = sqlite(
-            &format!("{path}-views.db"),
-            "PRAGMA page_size = 1024; PRAGMA synchronous = NORMAL;",
-        )
-        .await?;
+        // their last transactions, never their consistency.
+        let views = sqlite(&format!("{path}-views.db"), "PRAGMA synchronous = NORMAL;").await?;
         sqlx::migrate!("./migrations/sqlite-views")
             .run(&views)
             .await?;
@@ -378,19 +371,18 @@ impl Journal {
 
 /// A pool on the SQLite file at `path` (created if missing) in WAL mode, with
 /// a 64 MiB page cache (the indexes' hot pages stay in memory), statement
-/// journals in memory, and `pragmas` (run first).
+/// journals in memory, and `pragmas`.
 async fn sqlite(path: &str, pragmas: &'static str) -> Result<Pool> {
     Ok(PoolOptions::<Any>::new()
         .max_connections(4)
         .after_connect(move |conn, _| {
             Box::pin(async move {
-                // First: `page_size` only counts before the file is written.
-                conn.execute(pragmas).await?;
                 conn.execute(
                     "PRAGMA journal_mode = WAL; PRAGMA cache_size = -65536; \
                      PRAGMA temp_store = MEMORY;",
                 )
                 .await?;
+                conn.execute(pragmas).await?;
                 Ok(())
             })
         })
