@@ -123,11 +123,23 @@ impl Node {
         if !ours.is_empty() && weight(&theirs) <= weight(&ours) {
             return Ok(Reorg::Kept);
         }
+        let oldest = reader.oldest_state()?;
+        if fork < oldest {
+            return Err(Error::StateUnavailable(format!(
+                "a reorg to block {fork} needs the state history, which this datadir keeps from block {oldest}"
+            )));
+        }
         drop(reader);
 
         let mut replaced = Vec::new();
         while self.store.reader()?.head()?.0 > fork {
-            replaced.push(self.store.unwind_head()?);
+            match self.store.unwind_head() {
+                Ok(b) => replaced.push(b),
+                Err(e) => {
+                    self.reimport(&replaced);
+                    return Err(e);
+                }
+            }
         }
         let mut imported: Vec<StoredBlock> = Vec::new();
         for block in branch.into_iter().skip(skip) {
@@ -166,10 +178,23 @@ impl Node {
     /// After a refused branch: unwinds what of it was imported and imports
     /// the `replaced` blocks (newest first) again.
     fn put_back(&self, fork: u64, replaced: &[StoredBlock]) {
-        let restore = || -> Result<()> {
+        let unwind = || -> Result<()> {
             while self.store.reader()?.head()?.0 > fork {
                 self.store.unwind_head()?;
             }
+            Ok(())
+        };
+        match unwind() {
+            Ok(()) => self.reimport(replaced),
+            Err(e) => {
+                tracing::error!(target: "chain::reorg", "cannot unwind the refused branch: {e}");
+            }
+        }
+    }
+
+    /// Imports the `replaced` blocks (newest first) again on top of the head.
+    fn reimport(&self, replaced: &[StoredBlock]) {
+        let restore = || -> Result<()> {
             for b in replaced.iter().rev() {
                 let block = rlp_of(&self.store.reader()?, b.clone())?;
                 import_block(&self.store, &self.spec, block, SealMode::Trusted)?;
