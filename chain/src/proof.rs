@@ -1,8 +1,10 @@
 //! `eth_getProof` (EIP-1186): Merkle proofs of an account and some of its
-//! storage slots against the head's state root, built with `alloy-trie`'s
-//! hash builder and proof retainer over the plain state (as the state root
-//! itself is computed), so a light client or the BSC bridge can check a
-//! balance or a slot with the block header alone.
+//! storage slots against the head's state root, so a light client or the
+//! BSC bridge can check a balance or a slot with the block header alone.
+//! They are read from the kept tries (`StoreReader::trie_proof`, O(depth)
+//! per key); a datadir whose tries are not built yet gets them from
+//! `alloy-trie`'s hash builder and proof retainer over the plain state
+//! (O(state)), which the tests also hold the fast path against.
 
 use alloy_consensus::constants::KECCAK_EMPTY;
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
@@ -24,6 +26,46 @@ pub const MAX_SLOTS: usize = 1024;
 ///
 /// The store could not be read, or the state does not hash to `root`.
 pub fn account_proof(
+    reader: &StoreReader,
+    root: B256,
+    address: Address,
+    slots: &[JsonStorageKey],
+) -> Result<EIP1186AccountProofResponse> {
+    let Some(account_proof) = reader.trie_proof(None, keccak256(address))? else {
+        return account_proof_rebuilt(reader, root, address, slots);
+    };
+    if account_proof.first().map(keccak256) != Some(root) {
+        return Err(Error::Corrupt(format!(
+            "the kept account trie does not hash to the head's state root {root}"
+        )));
+    }
+    let storage_proof = slots
+        .iter()
+        .map(|slot| {
+            Ok(EIP1186StorageProof {
+                key: *slot,
+                value: reader.storage(address, U256::from_be_bytes(slot.as_b256().0))?,
+                proof: reader
+                    .trie_proof(Some(address), keccak256(slot.as_b256()))?
+                    .unwrap_or_default(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let info = reader.account(address)?;
+    Ok(EIP1186AccountProofResponse {
+        address,
+        balance: info.as_ref().map_or(U256::ZERO, |i| i.balance),
+        code_hash: info.as_ref().map_or(KECCAK_EMPTY, |i| i.code_hash),
+        nonce: info.as_ref().map_or(0, |i| i.nonce),
+        storage_hash: reader.storage_root(address)?,
+        account_proof,
+        storage_proof,
+    })
+}
+
+/// [`account_proof`] rebuilt from the plain state with `alloy-trie`'s hash
+/// builder: O(state), for a datadir whose tries are not built yet.
+fn account_proof_rebuilt(
     reader: &StoreReader,
     root: B256,
     address: Address,
@@ -116,4 +158,89 @@ fn path_nodes(nodes: &alloy_trie::proof::ProofNodes, path: &Nibbles) -> Vec<Byte
         .into_iter()
         .map(|(_, node)| node)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_consensus::Header;
+    use revm::database::states::{PlainStorageChangeset, StateChangeset};
+    use revm::state::AccountInfo;
+
+    use super::*;
+    use crate::spec::ChainSpec;
+    use crate::store::{Store, StoredBlock};
+
+    /// The proofs read from the kept tries equal those the hash builder
+    /// retains over the whole state, for present and absent accounts and
+    /// slots, small values (inline leaves) and large ones.
+    #[test]
+    fn kept_trie_proofs_equal_the_rebuilt_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.init_genesis(&ChainSpec::dev(1)).unwrap();
+        let accounts: Vec<Address> = (1..=300u64)
+            .map(|i| Address::left_padding_from(&i.to_be_bytes()))
+            .collect();
+        let rich = accounts[7];
+        let changes = StateChangeset {
+            accounts: accounts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let info = AccountInfo {
+                        balance: U256::from(i + 1),
+                        nonce: i as u64,
+                        code_hash: KECCAK_EMPTY,
+                        ..Default::default()
+                    };
+                    (*a, Some(info))
+                })
+                .collect(),
+            storage: vec![PlainStorageChangeset {
+                address: rich,
+                wipe_storage: false,
+                storage: (0..200u64)
+                    .map(|i| {
+                        let v = if i % 2 == 0 {
+                            U256::from(i + 1)
+                        } else {
+                            U256::MAX - U256::from(i)
+                        };
+                        (U256::from(i), v)
+                    })
+                    .collect(),
+            }],
+            contracts: vec![],
+        };
+        let (number, parent) = store.reader().unwrap().head().unwrap();
+        let block = store
+            .commit_block(&changes, |root| {
+                let header = Header {
+                    number: number + 1,
+                    parent_hash: parent,
+                    state_root: root,
+                    ..Default::default()
+                };
+                Ok(StoredBlock {
+                    hash: header.hash_slow(),
+                    header,
+                    transactions: vec![],
+                    senders: vec![],
+                    receipts: vec![],
+                })
+            })
+            .unwrap();
+        let root = block.header.state_root;
+        let reader = store.reader().unwrap();
+        let slots: Vec<JsonStorageKey> = [0u64, 1, 2, 3, 150, 199, 200, 10_000]
+            .iter()
+            .map(|i| JsonStorageKey::from(U256::from(*i)))
+            .collect();
+        for address in [rich, accounts[0], accounts[299], Address::repeat_byte(0x77)] {
+            let fast = account_proof(&reader, root, address, &slots).unwrap();
+            let full = account_proof_rebuilt(&reader, root, address, &slots).unwrap();
+            assert_eq!(fast, full, "{address}");
+        }
+        assert!(account_proof(&reader, B256::ZERO, rich, &[]).is_err());
+    }
 }

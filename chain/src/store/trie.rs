@@ -22,7 +22,7 @@
 
 use std::collections::BTreeSet;
 
-use alloy_primitives::{B256, keccak256};
+use alloy_primitives::{B256, Bytes, keccak256};
 use alloy_rlp::{Decodable, Encodable};
 use alloy_trie::nodes::{BranchNode, ExtensionNode, LeafNode, RlpNode};
 use alloy_trie::{EMPTY_ROOT_HASH, Nibbles, TrieMask};
@@ -130,20 +130,7 @@ impl<'txn> Tries<'txn> {
 
     /// The first and last leaf under `prefix`, with the first one's value.
     fn bounds(&self, owner: B256, prefix: &[u8]) -> Result<Option<(Path, Path, Vec<u8>)>> {
-        let lo = leaf_key(owner, &pack(prefix, 0));
-        let hi = leaf_key(owner, &pack(prefix, 0xf));
-        let mut range = self.leaves.range::<&[u8]>(lo.as_slice()..=hi.as_slice())?;
-        let Some(first) = range.next() else {
-            return Ok(None);
-        };
-        let (k, v) = first?;
-        let first = unpack(k.value()[32..].try_into().expect("64-byte key"));
-        let value = v.value().to_vec();
-        let last = match range.next_back() {
-            Some(e) => unpack(e?.0.value()[32..].try_into().expect("64-byte key")),
-            None => first,
-        };
-        Ok(Some((first, last, value)))
+        bounds(&self.leaves, owner, prefix)
     }
 
     /// The RLP of the node a branch at `prefix[..len-1]` points to for the
@@ -231,6 +218,106 @@ impl<'txn> Tries<'txn> {
         self.branches.insert(key.as_slice(), out.as_slice())?;
         new.insert(path.to_vec());
         Ok(out)
+    }
+}
+
+/// The first and last leaf of trie `owner` under `prefix`, with the first
+/// one's value.
+fn bounds(
+    leaves: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    owner: B256,
+    prefix: &[u8],
+) -> Result<Option<(Path, Path, Vec<u8>)>> {
+    let lo = leaf_key(owner, &pack(prefix, 0));
+    let hi = leaf_key(owner, &pack(prefix, 0xf));
+    let mut range = leaves.range::<&[u8]>(lo.as_slice()..=hi.as_slice())?;
+    let Some(first) = range.next() else {
+        return Ok(None);
+    };
+    let (k, v) = first?;
+    let first = unpack(k.value()[32..].try_into().expect("64-byte key"));
+    let value = v.value().to_vec();
+    let last = match range.next_back() {
+        Some(e) => unpack(e?.0.value()[32..].try_into().expect("64-byte key")),
+        None => first,
+    };
+    Ok(Some((first, last, value)))
+}
+
+/// The Merkle proof of `key` in trie `owner` (EIP-1186): the RLP of every
+/// node from the root towards `key`, root first, as far as the trie goes
+/// (a proof of absence ends at the node where `key` would diverge);
+/// `[0x80]` for an empty trie. O(depth) lookups.
+pub(super) fn proof(
+    leaves: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    branches: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    owner: B256,
+    key: B256,
+) -> Result<Vec<Bytes>> {
+    let key = unpack(&key.0);
+    let mut nodes = Vec::new();
+    let mut prefix: Vec<u8> = Vec::new();
+    while let Some((first, last, value)) = bounds(leaves, owner, &prefix)? {
+        let mut out = Vec::new();
+        if first == last {
+            LeafNode::new(Nibbles::from_nibbles(&first[prefix.len()..]), value).encode(&mut out);
+            nodes.push(out.into());
+            break;
+        }
+        let common = first.iter().zip(&last).take_while(|(a, b)| a == b).count();
+        let path = &first[..common];
+        let branch = branches
+            .get(branch_key(owner, path).as_slice())?
+            .map(|v| v.value().to_vec())
+            .ok_or_else(|| Error::Corrupt(format!("trie {owner}: no branch at {path:x?}")))?;
+        if common > prefix.len() {
+            let ext = Nibbles::from_nibbles(&first[prefix.len()..common]);
+            ExtensionNode::new(ext, RlpNode::from_rlp(&branch)).encode(&mut out);
+            nodes.push(out.into());
+            if !key.starts_with(path) {
+                break;
+            }
+        }
+        nodes.push(branch.into());
+        prefix = key[..=common].to_vec();
+    }
+    if nodes.is_empty() {
+        nodes.push(Bytes::from_static(&[alloy_rlp::EMPTY_STRING_CODE]));
+    }
+    Ok(nodes)
+}
+
+impl super::StoreReader {
+    /// The EIP-1186 proof of `key` (a hashed address, or with `storage_of` a
+    /// hashed slot of that account) at the head state, read from the kept
+    /// tries in O(depth); `None` in a datadir whose tries are not built yet.
+    ///
+    /// # Errors
+    ///
+    /// The reader is positioned at a past block (only the head's tries are
+    /// kept), or the store fails.
+    pub fn trie_proof(
+        &self,
+        storage_of: Option<alloy_primitives::Address>,
+        key: B256,
+    ) -> Result<Option<Vec<Bytes>>> {
+        if self.is_historical() {
+            return Err(Error::StateUnavailable(
+                "proofs are served for the head block only".into(),
+            ));
+        }
+        if self
+            .txn
+            .open_table(super::META)?
+            .get(super::TRIES_KEY)?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let leaves = self.txn.open_table(TRIE_LEAVES)?;
+        let branches = self.txn.open_table(TRIE_BRANCHES)?;
+        let owner = storage_of.map_or(ACCOUNT_TRIE, keccak256);
+        proof(&leaves, &branches, owner, key).map(Some)
     }
 }
 
