@@ -162,13 +162,12 @@ fn path_nodes(nodes: &alloy_trie::proof::ProofNodes, path: &Nibbles) -> Vec<Byte
 
 #[cfg(test)]
 mod tests {
-    use alloy_consensus::Header;
     use revm::database::states::{PlainStorageChangeset, StateChangeset};
     use revm::state::AccountInfo;
 
     use super::*;
     use crate::spec::ChainSpec;
-    use crate::store::{Store, StoredBlock};
+    use crate::store::Store;
 
     /// The proofs read from the kept tries equal those the hash builder
     /// retains over the whole state, for present and absent accounts and
@@ -212,24 +211,7 @@ mod tests {
             }],
             contracts: vec![],
         };
-        let (number, parent) = store.reader().unwrap().head().unwrap();
-        let block = store
-            .commit_block(&changes, |root| {
-                let header = Header {
-                    number: number + 1,
-                    parent_hash: parent,
-                    state_root: root,
-                    ..Default::default()
-                };
-                Ok(StoredBlock {
-                    hash: header.hash_slow(),
-                    header,
-                    transactions: vec![],
-                    senders: vec![],
-                    receipts: vec![],
-                })
-            })
-            .unwrap();
+        let block = store.commit_test_block(&changes);
         let root = block.header.state_root;
         let reader = store.reader().unwrap();
         let slots: Vec<JsonStorageKey> = [0u64, 1, 2, 3, 150, 199, 200, 10_000]

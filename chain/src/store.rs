@@ -695,6 +695,31 @@ impl DatabaseRef for StoreReader {
 }
 
 #[cfg(test)]
+impl Store {
+    /// Commits `changes` as the next block, its header otherwise empty (for
+    /// the state tests).
+    pub(crate) fn commit_test_block(&self, changes: &StateChangeset) -> StoredBlock {
+        let (number, parent) = self.reader().unwrap().head().unwrap();
+        self.commit_block(changes, |root| {
+            let header = Header {
+                number: number + 1,
+                parent_hash: parent,
+                state_root: root,
+                ..Default::default()
+            };
+            Ok(StoredBlock {
+                hash: header.hash_slow(),
+                header,
+                transactions: vec![],
+                senders: vec![],
+                receipts: vec![],
+            })
+        })
+        .unwrap()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

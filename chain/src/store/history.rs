@@ -256,7 +256,6 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use alloy_consensus::Header;
     use alloy_primitives::B256;
     use alloy_trie::KECCAK_EMPTY;
 
@@ -269,27 +268,6 @@ mod tests {
             code_hash: KECCAK_EMPTY,
             ..Default::default()
         }
-    }
-
-    fn commit(store: &Store, changes: &StateChangeset) -> StoredBlock {
-        let (number, parent) = store.reader().unwrap().head().unwrap();
-        store
-            .commit_block(changes, |root| {
-                let header = Header {
-                    number: number + 1,
-                    parent_hash: parent,
-                    state_root: root,
-                    ..Default::default()
-                };
-                Ok(StoredBlock {
-                    hash: header.hash_slow(),
-                    header,
-                    transactions: vec![],
-                    senders: vec![],
-                    receipts: vec![],
-                })
-            })
-            .unwrap()
     }
 
     /// Each block's state reads back through the history (accounts created,
@@ -335,7 +313,7 @@ mod tests {
                 .unwrap(),
         ];
         for changes in &blocks {
-            headers.push(commit(&store, changes).header);
+            headers.push(store.commit_test_block(changes).header);
         }
         // (block, account a's balance, b's balance, a's slots 1..=3)
         type Expected = (u64, Option<u64>, Option<u64>, [u64; 3]);
@@ -380,7 +358,7 @@ mod tests {
         }
         assert!(store.unwind_head().is_err());
         // The chain grows again from genesis, with history for the new block.
-        let again = commit(&store, &blocks[1]);
+        let again = store.commit_test_block(&blocks[1]);
         assert_eq!(again.header.number, 1);
         let r = store.reader().unwrap().at(0).unwrap();
         assert_eq!(r.account(a).unwrap(), None);
