@@ -51,7 +51,7 @@ use tokio::task::JoinHandle;
 use crate::Error;
 use crate::finality::{SignedVote, Vote};
 use crate::import::{ImportError, RlpBlock, decode_block};
-use crate::node::{Imported, Node, Reorg};
+use crate::node::{ChainEvent, Imported, Node, Reorg};
 use crate::rpc::{err, internal};
 
 /// Most blocks one `netmind_getBlocks` returns.
@@ -318,7 +318,8 @@ pub fn spawn(node: Arc<Node>, peers: &[String]) -> Result<JoinHandle<()>, NetErr
         tasks.push(tokio::spawn(async move {
             loop {
                 let block = match blocks.recv().await {
-                    Ok(b) => b,
+                    Ok(ChainEvent::Head(b)) => b,
+                    Ok(ChainEvent::Removed(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => return,
                 };

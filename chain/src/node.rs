@@ -66,7 +66,7 @@ pub struct Node {
     head: RwLock<(Header, B256)>,
     new_tx: Notify,
     finality: RwLock<Finality>,
-    events: broadcast::Sender<Arc<StoredBlock>>,
+    events: broadcast::Sender<ChainEvent>,
     /// False for [`Node::open_readonly`] and [`Node::open_follower`].
     sealing: bool,
     /// Held while the head moves (sealing or importing).
@@ -100,6 +100,16 @@ pub enum Imported {
     Known,
     /// The block is the new head.
     Head(u64, B256),
+}
+
+/// What the chain announces to subscribers, in order.
+#[derive(Debug, Clone)]
+pub enum ChainEvent {
+    /// A new head.
+    Head(Arc<StoredBlock>),
+    /// A block a reorg took off the canonical chain (newest first, before
+    /// the heads of the branch that replaced it).
+    Removed(Arc<StoredBlock>),
 }
 
 /// How many new-head events a subscriber may fall behind before it is dropped.
@@ -277,9 +287,19 @@ impl Node {
         self.finality.read().expect("finality lock").finalized()
     }
 
-    /// New head blocks from now on (what `eth_subscribe` is fed from).
-    pub fn subscribe_blocks(&self) -> broadcast::Receiver<Arc<StoredBlock>> {
+    /// New heads, and blocks a reorg took off the chain, from now on (what
+    /// `eth_subscribe` is fed from).
+    pub fn subscribe_blocks(&self) -> broadcast::Receiver<ChainEvent> {
         self.events.subscribe()
+    }
+
+    /// Tells subscribers that a reorg took `block` off the canonical chain.
+    fn publish_removed(&self, block: &StoredBlock) {
+        if self.events.receiver_count() > 0 {
+            let _ = self
+                .events
+                .send(ChainEvent::Removed(Arc::new(block.clone())));
+        }
     }
 
     /// Announces `block`, sealed by `sealer` and just made the head: its seal
@@ -314,7 +334,7 @@ impl Node {
         self.head_moved.notify_waiters();
         if self.events.receiver_count() > 0 {
             // Err only when every receiver went away meanwhile.
-            let _ = self.events.send(Arc::new(block.clone()));
+            let _ = self.events.send(ChainEvent::Head(Arc::new(block.clone())));
         }
     }
 
@@ -807,7 +827,9 @@ async fn sealer_loop(node: Arc<Node>, shutdown: Arc<Notify>) {
     loop {
         let (parent, parent_hash) = node.head();
         let wait = if period == 0 {
-            if node.with_pool(Pool::is_empty) {
+            // A wake-up stored while the last block was being sealed finds
+            // the pool empty again: wait on, never seal an empty block.
+            while node.with_pool(Pool::is_empty) {
                 tokio::select! {
                     () = node.new_tx.notified() => {}
                     () = shutdown.notified() => return,

@@ -154,6 +154,9 @@ impl Node {
         let new_head = imported.last().expect("at least one block").clone();
         self.set_head(&new_head, &[])?;
         self.requeue(&replaced, &imported);
+        for b in &replaced {
+            self.publish_removed(b);
+        }
         for b in &imported {
             match crate::clique::recover_sealer(&b.header) {
                 Ok(sealer) => self.publish_head(b, sealer),

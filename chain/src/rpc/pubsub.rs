@@ -5,8 +5,10 @@
 //!   transactions and uncles);
 //! - `["logs", {"address": A | [A..], "topics": [T | [T..] | null, ..]}]`: one
 //!   notification per matching log of each new block, in block order, with
-//!   `removed: false` (no reorgs with one authority). Addresses and topics
-//!   match as in `eth_getLogs`; block ranges and `blockHash` are refused.
+//!   `removed: false`; when a reorg takes blocks off the chain, their logs
+//!   come again with `removed: true` (newest block first) before the new
+//!   branch's. Addresses and topics match as in `eth_getLogs`; block ranges
+//!   and `blockHash` are refused.
 //!
 //! The node sends each new head on a broadcast channel and never waits for
 //! subscribers. Each subscription task forwards from it; a subscription whose
@@ -33,8 +35,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::convert::{matching_logs, rpc_header};
 use super::err;
-use crate::node::Node;
-use crate::store::StoredBlock;
+use crate::node::{ChainEvent, Node};
 
 /// How long one notification may wait for room in the connection's buffer.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,16 +115,23 @@ impl Kind {
         }
     }
 
-    /// The notifications' results for a new head `block`.
-    pub fn results(&self, block: &StoredBlock) -> Vec<Box<RawValue>> {
-        match self {
-            Self::NewHeads => {
+    /// The notifications' results for `event`.
+    pub fn results(&self, event: &ChainEvent) -> Vec<Box<RawValue>> {
+        match (self, event) {
+            (Self::NewHeads, ChainEvent::Head(block)) => {
                 vec![to_raw_value(&rpc_header(block, None)).expect("headers serialize")]
             }
-            Self::Logs(filter) => matching_logs(block, filter)
-                .iter()
-                .map(|l| to_raw_value(l).expect("logs serialize"))
-                .collect(),
+            (Self::NewHeads, ChainEvent::Removed(_)) => Vec::new(),
+            (Self::Logs(filter), ChainEvent::Head(block) | ChainEvent::Removed(block)) => {
+                let removed = matches!(event, ChainEvent::Removed(_));
+                matching_logs(block, filter)
+                    .into_iter()
+                    .map(|mut l| {
+                        l.removed = removed;
+                        to_raw_value(&l).expect("logs serialize")
+                    })
+                    .collect()
+            }
         }
     }
 }
@@ -137,10 +145,11 @@ fn dropped(why: impl std::fmt::Display) -> SubscriptionError {
     SubscriptionError::from_json(to_raw_value(&obj).expect("JSON serializes"))
 }
 
-/// Waits for the next new head; `Err` when the subscriber fell too far behind.
+/// Waits for the next chain event; `Err` when the subscriber fell too far
+/// behind.
 pub async fn next_block(
-    rx: &mut broadcast::Receiver<Arc<StoredBlock>>,
-) -> Result<Option<Arc<StoredBlock>>, SubscriptionError> {
+    rx: &mut broadcast::Receiver<ChainEvent>,
+) -> Result<Option<ChainEvent>, SubscriptionError> {
     match rx.recv().await {
         Ok(block) => Ok(Some(block)),
         Err(RecvError::Closed) => Ok(None),
@@ -154,18 +163,18 @@ pub async fn next_block(
 /// the node stops, or the client is too slow.
 async fn forward(
     sink: SubscriptionSink,
-    mut rx: broadcast::Receiver<Arc<StoredBlock>>,
+    mut rx: broadcast::Receiver<ChainEvent>,
     kind: Kind,
 ) -> SubscriptionResult {
     loop {
-        let block = tokio::select! {
+        let event = tokio::select! {
             () = sink.closed() => return Ok(()),
             next = next_block(&mut rx) => match next? {
-                Some(block) => block,
+                Some(event) => event,
                 None => return Ok(()),
             },
         };
-        for result in kind.results(&block) {
+        for result in kind.results(&event) {
             match sink.send_timeout(result, SEND_TIMEOUT).await {
                 Ok(()) => {}
                 Err(SendTimeoutError::Closed(_)) => return Ok(()),
@@ -263,13 +272,13 @@ mod tests {
     #[tokio::test]
     async fn a_lagging_subscriber_is_dropped_with_an_error() {
         let (tx, mut rx) = broadcast::channel(2);
-        let block = Arc::new(StoredBlock {
+        let block = ChainEvent::Head(Arc::new(crate::store::StoredBlock {
             header: Default::default(),
             hash: B256::ZERO,
             transactions: vec![],
             senders: vec![],
             receipts: vec![],
-        });
+        }));
         for _ in 0..5 {
             tx.send(block.clone()).unwrap();
         }
@@ -286,5 +295,61 @@ mod tests {
         assert!(next_block(&mut rx).await.unwrap().is_some());
         drop(tx);
         assert!(next_block(&mut rx).await.unwrap().is_none());
+    }
+
+    /// A block's logs go to `logs` subscribers with `removed: false` as a
+    /// head and with `removed: true` when a reorg takes it off the chain;
+    /// `newHeads` subscribers hear only heads.
+    #[test]
+    fn removed_blocks_resend_their_logs_as_removed() {
+        use alloy_consensus::{
+            Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom, Signed, TxEnvelope, TxLegacy,
+        };
+        use alloy_primitives::{Bytes, Log, LogData, Signature};
+        let log = Log {
+            address: Address::repeat_byte(9),
+            data: LogData::new_unchecked(vec![B256::repeat_byte(1)], Bytes::from_static(b"x")),
+        };
+        let receipt = Receipt {
+            status: Eip658Value::Eip658(true),
+            cumulative_gas_used: 21_000,
+            logs: vec![log.clone()],
+        };
+        let bloom = alloy_primitives::logs_bloom(std::slice::from_ref(&log));
+        let tx = TxEnvelope::Legacy(Signed::new_unhashed(
+            TxLegacy::default(),
+            Signature::test_signature(),
+        ));
+        let block = Arc::new(crate::store::StoredBlock {
+            header: alloy_consensus::Header {
+                logs_bloom: bloom,
+                number: 7,
+                ..Default::default()
+            },
+            hash: B256::repeat_byte(7),
+            transactions: vec![tx],
+            senders: vec![Address::ZERO],
+            receipts: vec![ReceiptEnvelope::Legacy(ReceiptWithBloom::new(
+                receipt, bloom,
+            ))],
+        });
+        let logs = Kind::parse("logs", None).unwrap();
+        let as_json = |v: Vec<Box<RawValue>>| -> Vec<Value> {
+            v.iter()
+                .map(|r| serde_json::from_str(r.get()).unwrap())
+                .collect()
+        };
+        let head = as_json(logs.results(&ChainEvent::Head(block.clone())));
+        let gone = as_json(logs.results(&ChainEvent::Removed(block.clone())));
+        assert_eq!((head.len(), gone.len()), (1, 1));
+        assert_eq!(head[0]["removed"], false);
+        assert_eq!(gone[0]["removed"], true);
+        assert_eq!(gone[0]["blockNumber"], "0x7");
+        assert_eq!(head[0]["address"], gone[0]["address"]);
+        assert!(
+            Kind::NewHeads
+                .results(&ChainEvent::Removed(block))
+                .is_empty()
+        );
     }
 }

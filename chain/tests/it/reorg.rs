@@ -11,7 +11,7 @@ use alloy_primitives::{Address, Bytes, TxKind, U256};
 use netmind_chain::Error;
 use netmind_chain::clique::{DIFF_IN_TURN, DIFF_NO_TURN};
 use netmind_chain::import::ImportError;
-use netmind_chain::node::{Node, Reorg};
+use netmind_chain::node::{ChainEvent, Node, Reorg};
 
 use crate::network::{rlp, three, vote};
 use crate::transactions::raw;
@@ -76,6 +76,7 @@ fn a_heavier_branch_replaces_a_lighter_fork_and_nothing_else_does() {
         "{e}"
     );
     let branch = vec![rlp(&n[2], 1), rlp(&n[2], 2)];
+    let mut events = n[0].subscribe_blocks();
     assert_eq!(
         n[0].reorg(branch.clone()).unwrap(),
         Reorg::Switched {
@@ -84,6 +85,18 @@ fn a_heavier_branch_replaces_a_lighter_fork_and_nothing_else_does() {
         }
     );
     assert_eq!(state(&n[0]), state(&n[2]), "same head and state root");
+    // Subscribers hear the replaced block go, then the branch's heads.
+    let mut heard = vec![];
+    while let Ok(e) = events.try_recv() {
+        heard.push(match e {
+            ChainEvent::Removed(b) => ("removed", b.hash),
+            ChainEvent::Head(b) => ("head", b.hash),
+        });
+    }
+    assert_eq!(
+        heard,
+        [("removed", lone.hash), ("head", b1.hash), ("head", b2.hash)]
+    );
     let reader = n[0].reader().unwrap();
     assert_eq!(reader.canonical_hash(1).unwrap(), Some(b1.hash));
     assert_eq!(reader.tx_location(tx_hash).unwrap(), None, "unindexed");

@@ -412,7 +412,14 @@ async fn check_proofs(node: &TestNode, root: B256, contract: alloy_primitives::A
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_nonce_counts_pooled_transactions_and_replacement_works() {
-    let node = TestNode::start(3600).await; // no block for an hour: txs stay pooled
+    let node = TestNode::start(3600).await;
+    // The dev genesis is dated 1970, so block 1 is due at once; after it no
+    // block for an hour: the transactions below stay pooled.
+    let t0 = std::time::Instant::now();
+    while node.block_number().await < 1 {
+        assert!(t0.elapsed().as_secs() < 10, "block 1 was not sealed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let key = &keys()[4];
     let me = key.address();
     let mk = |nonce: u64, fee: u128| {
