@@ -8,7 +8,7 @@
 //! so only an order's maker can withdraw it.
 
 use alloy_primitives::{Address, B256, Signature};
-use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{Eip712Domain, SolStruct, eip712_domain, sol};
 use serde::{Deserialize, Serialize};
 
@@ -147,16 +147,31 @@ pub struct Signed<T> {
 }
 
 impl<T: Order> Signed<T> {
-    /// Signs `order` for `domain`. The signer must be the order's maker.
+    /// Signs `order` for `domain` with `signer`, which must be the order's
+    /// maker. Signed with libsecp256k1 (RFC 6979 nonces: the same signature
+    /// alloy's k256 signer makes, in a fraction of the time, which matters to
+    /// a host that signs several orders per job).
     ///
     /// # Errors
     ///
-    /// [`Error::Signing`] if the signer fails or is not the maker.
-    pub fn sign(order: T, signer: &impl SignerSync, domain: &Eip712Domain) -> Result<Self> {
-        let signature = signer.sign_hash_sync(&order.eip712_signing_hash(domain))?;
-        let signed = Self { order, signature };
-        signed.verify(domain)?;
-        Ok(signed)
+    /// [`Error::OrderSignature`] if `signer` is not the order's maker.
+    pub fn sign(order: T, signer: &PrivateKeySigner, domain: &Eip712Domain) -> Result<Self> {
+        if signer.address() != order.maker() {
+            return Err(Error::OrderSignature(format!(
+                "this {} names {} as its maker; the key given is {}'s",
+                T::KIND,
+                order.maker(),
+                signer.address()
+            )));
+        }
+        let hash = order.eip712_signing_hash(domain);
+        let key = secp256k1::SecretKey::from_byte_array(signer.to_bytes().0)
+            .map_err(|e| Error::OrderSignature(format!("unusable key: {e}")))?;
+        let (recovery, rs) = secp256k1::SECP256K1
+            .sign_ecdsa_recoverable(secp256k1::Message::from_digest(hash.0), &key)
+            .serialize_compact();
+        let signature = Signature::from_bytes_and_parity(&rs, i32::from(recovery) == 1);
+        Ok(Self { order, signature })
     }
 
     /// The order's id: its EIP-712 signing hash under `domain`.
@@ -221,6 +236,9 @@ mod tests {
         let signed = Signed::sign(offer(key.address()), &key, &d).unwrap();
         let id = signed.verify(&d).unwrap();
         assert_eq!(id, signed.order.eip712_signing_hash(&d));
+        // libsecp256k1 signs exactly as alloy's k256 signer does (RFC 6979).
+        use alloy_signer::SignerSync;
+        assert_eq!(signed.signature, key.sign_hash_sync(&id).unwrap());
         // JSON round trip keeps the signature valid.
         let json = serde_json::to_string(&signed).unwrap();
         let back: Signed<Offer> = serde_json::from_str(&json).unwrap();

@@ -84,6 +84,11 @@ pub enum JournalLock {
 /// The advisory lock key on PostgreSQL: "netmind" in ASCII.
 const PG_LOCK_KEY: i64 = 0x006e_6574_6d69_6e64;
 
+/// How long [`Journal::lock`] retries a PostgreSQL advisory lock held by
+/// another session (a market that has just stopped releases it only when
+/// the server sees its connection close).
+const PG_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn deal_row(r: &sqlx::any::AnyRow) -> DealRow {
     DealRow {
         id: r.get(0),
@@ -171,11 +176,21 @@ impl Journal {
         let location = &*self.location;
         if location.starts_with("postgres://") || location.starts_with("postgresql://") {
             let mut conn = AnyConnection::connect(location).await?;
-            let got: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
-                .bind(PG_LOCK_KEY)
-                .fetch_one(&mut conn)
-                .await?
-                .get(0);
+            // A market that just stopped may still hold the lock until the
+            // server notices its connection closed: try again for a moment
+            // before calling it taken.
+            let deadline = tokio::time::Instant::now() + PG_LOCK_WAIT;
+            let got = loop {
+                let got: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
+                    .bind(PG_LOCK_KEY)
+                    .fetch_one(&mut conn)
+                    .await?
+                    .get(0);
+                if got || tokio::time::Instant::now() >= deadline {
+                    break got;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            };
             if !got {
                 return Err(JournalError::Locked(
                     "another market is sequencing this PostgreSQL journal (it holds the \
