@@ -51,16 +51,8 @@ pub fn account_proof(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let info = reader.account(address)?;
-    Ok(EIP1186AccountProofResponse {
-        address,
-        balance: info.as_ref().map_or(U256::ZERO, |i| i.balance),
-        code_hash: info.as_ref().map_or(KECCAK_EMPTY, |i| i.code_hash),
-        nonce: info.as_ref().map_or(0, |i| i.nonce),
-        storage_hash: reader.storage_root(address)?,
-        account_proof,
-        storage_proof,
-    })
+    let storage_hash = reader.storage_root(address)?;
+    response(reader, address, storage_hash, account_proof, storage_proof)
 }
 
 /// [`account_proof`] rebuilt from the plain state with `alloy-trie`'s hash
@@ -120,6 +112,19 @@ fn account_proof_rebuilt(
             "the state hashes to {state_root}, not the head's state root {root}"
         )));
     }
+    let account_proof = path_nodes(&nodes, &path);
+    response(reader, address, storage_hash, account_proof, storage_proof)
+}
+
+/// The `eth_getProof` answer: `address`'s fields at `reader`'s head with
+/// its proofs.
+fn response(
+    reader: &StoreReader,
+    address: Address,
+    storage_hash: B256,
+    account_proof: Vec<Bytes>,
+    storage_proof: Vec<EIP1186StorageProof>,
+) -> Result<EIP1186AccountProofResponse> {
     let info = reader.account(address)?;
     Ok(EIP1186AccountProofResponse {
         address,
@@ -127,7 +132,7 @@ fn account_proof_rebuilt(
         code_hash: info.as_ref().map_or(KECCAK_EMPTY, |i| i.code_hash),
         nonce: info.as_ref().map_or(0, |i| i.nonce),
         storage_hash,
-        account_proof: path_nodes(&nodes, &path),
+        account_proof,
         storage_proof,
     })
 }
