@@ -308,6 +308,9 @@ pub struct Jobs {
     /// Job ids by creation, for listings and forgetting.
     order: BTreeMap<(Time, B256), ()>,
     finished: VecDeque<B256>,
+    /// Jobs not finished (what [`Jobs::hosts`] and the lease checks walk,
+    /// instead of every job kept).
+    live: std::collections::HashSet<B256>,
     by_deal: HashMap<B256, B256>,
     offers: HashMap<B256, OpenOffer>,
     hosts: HashMap<Address, HostRecord>,
@@ -357,6 +360,7 @@ impl Jobs {
                     bid: Some(b.clone()),
                 };
                 self.order.insert((at, b.id), ());
+                self.live.insert(b.id);
                 self.jobs.insert(b.id, job);
                 self.changed.push(b.id);
             }
@@ -456,6 +460,7 @@ impl Jobs {
             job.state = state;
             job.updated = at;
             self.finished.push_back(*id);
+            self.live.remove(id);
             self.changed.push(*id);
         }
     }
@@ -579,6 +584,7 @@ impl Jobs {
         let (id, finished, wants_extra) = (job.id, job.state.finished(), job.wants_extra);
         if finished {
             self.finished.push_back(id);
+            self.live.remove(&id);
         }
         if wants_extra {
             self.wanting.insert(id);
@@ -619,7 +625,7 @@ impl Jobs {
     /// or running replicas.
     pub fn hosts(&self, now: Time) -> Vec<Host> {
         let mut running: HashMap<Address, u32> = HashMap::new();
-        for job in self.jobs.values().filter(|j| !j.state.finished()) {
+        for job in self.live_jobs() {
             for d in &job.deals {
                 if d.state.open() {
                     *running.entry(d.host).or_default() += 1;
@@ -677,6 +683,11 @@ impl Jobs {
     /// Drops a trace context [`Jobs::expect_trace`] left unused (a refused bid).
     pub fn forget_trace(&mut self, id: &B256) {
         self.traces.remove(id);
+    }
+
+    /// The jobs not finished.
+    pub(crate) fn live_jobs(&self) -> impl Iterator<Item = &Job> {
+        self.live.iter().filter_map(|id| self.jobs.get(id))
     }
 
     /// Ids of the jobs changed since the last call (for event streams).

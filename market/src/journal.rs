@@ -40,6 +40,9 @@ pub enum JournalError {
     /// The sequencer stopped.
     #[error("the market's sequencer has stopped")]
     Stopped,
+    /// The database refused a transaction shared with other writes.
+    #[error("journal database: {0}")]
+    Failed(String),
     /// Another market process sequences this journal.
     #[error("{0}")]
     Locked(String),
@@ -70,10 +73,12 @@ pub struct Journal {
     postgres: bool,
     /// The connection every append goes through (one writer: its page cache
     /// stays warm); replaced by a fresh one after an error.
-    writer: Arc<Mutex<Option<PoolConnection<Any>>>>,
+    writer: Writer,
     /// SQLite: when the WAL was last checkpointed, and whether a checkpoint
     /// runs now (checkpoints run beside the writer, not inside its commits).
-    checkpoint: Arc<std::sync::Mutex<(Instant, bool)>>,
+    checkpoint: Checkpoint,
+    /// Hosts' reports on their way into the `work` table.
+    work: mpsc::Sender<work::WorkUnit>,
     /// Committed entries on their way into the derived tables.
     project: mpsc::Sender<project::Unit>,
     /// The last entry committed (by this process, or found by `replay`).
@@ -85,6 +90,12 @@ pub struct Journal {
     /// Where it is: a PostgreSQL URL or a SQLite file path.
     location: Arc<str>,
 }
+
+/// The one connection that writes the journal (and the work log).
+type Writer = Arc<Mutex<Option<PoolConnection<Any>>>>;
+
+/// When the WAL was last checkpointed, and whether a checkpoint runs now.
+type Checkpoint = Arc<std::sync::Mutex<(Instant, bool)>>;
 
 /// An accepted command with the time it was accepted and what it did.
 #[derive(Debug, Clone)]
@@ -157,10 +168,23 @@ impl Journal {
             projected.clone(),
             hurry.clone(),
         ));
+        let writer = Writer::default();
+        let checkpoint = Arc::new(std::sync::Mutex::new((Instant::now(), false)));
+        let (work, work_rx) = mpsc::channel(1024);
+        tokio::spawn(
+            work::WorkWriter {
+                pool: pool.clone(),
+                writer: writer.clone(),
+                postgres,
+                checkpoint: checkpoint.clone(),
+            }
+            .run(work_rx),
+        );
         Ok(Self {
             hurry,
-            writer: Arc::default(),
-            checkpoint: Arc::new(std::sync::Mutex::new((Instant::now(), false))),
+            writer,
+            checkpoint,
+            work,
             project,
             committed: Arc::new(AtomicI64::new(recorded)),
             projected,
@@ -212,7 +236,7 @@ impl Journal {
         };
         drop(writer);
         if !self.postgres {
-            self.checkpoint();
+            checkpoint(&self.pool, &self.checkpoint);
         }
         let last = first + batch.len() as i64 - 1;
         self.committed.fetch_max(last, Ordering::AcqRel);
@@ -221,28 +245,6 @@ impl Journal {
             .send((first, batch))
             .await
             .map_err(|_| JournalError::Stopped)
-    }
-
-    /// Starts a passive WAL checkpoint on another connection when none ran
-    /// for 200 ms (SQLite only).
-    fn checkpoint(&self) {
-        {
-            let mut state = self.checkpoint.lock().unwrap_or_else(|e| e.into_inner());
-            if state.1 || state.0.elapsed() < Duration::from_millis(200) {
-                return;
-            }
-            *state = (Instant::now(), true);
-        }
-        let (pool, state) = (self.pool.clone(), self.checkpoint.clone());
-        tokio::spawn(async move {
-            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
-                .await
-            {
-                tracing::warn!(target: "market::journal", %error, "WAL checkpoint failed");
-            }
-            *state.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), false);
-        });
     }
 
     /// Writes the batch's journal rows; returns the first one's sequence number.
@@ -391,6 +393,28 @@ async fn sqlite(path: &str, pragmas: &'static str) -> Result<Pool> {
 }
 
 /// A value to bind.
+/// Starts a passive WAL checkpoint on another connection when none ran for
+/// 200 ms (SQLite only).
+fn checkpoint(pool: &Pool, state: &Checkpoint) {
+    {
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.1 || state.0.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        *state = (Instant::now(), true);
+    }
+    let (pool, state) = (pool.clone(), state.clone());
+    tokio::spawn(async move {
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(target: "market::journal", %error, "WAL checkpoint failed");
+        }
+        *state.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), false);
+    });
+}
+
 enum Val {
     I(i64),
     S(String),

@@ -21,20 +21,20 @@ use alloy_sol_types::Eip712Domain;
 use anyhow::{Context, Result};
 use clap::Args;
 use netmind_market::client::MarketClient;
-use netmind_protocol::orders::{Cancel, Offer, Signed};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::market::{KeyArgs, MarketArgs, runtime};
-use crate::offer::{ms_from_now, nonce};
 
 mod caps;
 mod config;
 mod idle;
 mod input;
 mod logs;
+mod offers;
 pub(crate) mod owner;
 mod work;
+mod workdir;
 
 #[derive(Debug, Args)]
 pub(crate) struct HostRunArgs {
@@ -90,6 +90,8 @@ pub(crate) struct Daemon {
     /// cancelled or decided without it.
     pub(crate) running: Mutex<HashMap<B256, Arc<std::sync::atomic::AtomicBool>>>,
     slots: Arc<Semaphore>,
+    /// Deals taken that wait for a slot (they will hold one).
+    waiting: std::sync::atomic::AtomicU32,
     /// Wakes the offer task when a slot frees up.
     freed: tokio::sync::Notify,
     /// The sandboxes, by (deterministic, fuel): built once.
@@ -98,6 +100,10 @@ pub(crate) struct Daemon {
     pub(crate) components: Mutex<Compiled>,
     /// Bundles unpacked, by id.
     pub(crate) bundles: Mutex<HashMap<B256, Arc<work::UnpackedBundle>>>,
+    /// The offers standing now.
+    standing: Mutex<offers::Standing>,
+    /// Where deals run (`DATA/work`).
+    pub(crate) work_dirs: Arc<workdir::WorkDirs>,
     /// The settings in force (flags, config file, defaults).
     pub(crate) settings: config::Settings,
     /// The owner uses the machine: no offer stands.
@@ -113,6 +119,19 @@ pub(crate) type SandboxKey = (bool, bool);
 
 /// Compiled components, by sandbox and bundle id.
 pub(crate) type Compiled = HashMap<(SandboxKey, [u8; 32]), Arc<netmind_host::Job>>;
+
+impl Daemon {
+    /// Slots free for new deals: not held, nor about to be by a deal taken.
+    pub(crate) fn free_slots(&self) -> u32 {
+        (self.slots.available_permits() as u32)
+            .saturating_sub(self.waiting.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The offers standing now.
+    pub(crate) fn standing(&self) -> std::sync::MutexGuard<'_, offers::Standing> {
+        self.standing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// Where a host keeps its data unless told: `$XDG_DATA_HOME/netmind/host`,
 /// else `~/.local/share/netmind/host`, else a directory under the temp dir.
@@ -172,6 +191,8 @@ async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> 
         settings.classes = default_classes(&gpu);
     }
     let nn = args.nn.build()?;
+    let work_dirs = workdir::WorkDirs::new(data.join("work"))
+        .with_context(|| format!("cannot prepare {}", data.join("work").display()))?;
     let daemon = Arc::new(Daemon {
         client,
         domain,
@@ -182,10 +203,13 @@ async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> 
         taken: Mutex::default(),
         running: Mutex::default(),
         slots: Arc::new(Semaphore::new(settings.slots as usize)),
+        waiting: Default::default(),
         freed: tokio::sync::Notify::new(),
         runtimes: Mutex::default(),
         components: Mutex::default(),
         bundles: Mutex::default(),
+        standing: Mutex::default(),
+        work_dirs,
         yielding: Default::default(),
         paused: Default::default(),
         handing_back: Default::default(),
@@ -201,12 +225,14 @@ async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> 
         settings.classes.join(", "),
         daemon.data.display()
     );
-    let offers = tokio::spawn(keep_offering(
+    let offers = tokio::spawn(offers::keep_offering(
         daemon.clone(),
-        settings.price,
-        settings.slots,
-        gpu,
-        settings.offer_ttl,
+        offers::Terms {
+            price: settings.price,
+            slots: settings.slots,
+            gpu,
+            ttl: settings.offer_ttl,
+        },
     ));
     let intake = tokio::spawn(take_deals(daemon.clone()));
     let owner = tokio::spawn(owner::keep_idle_policy(
@@ -223,7 +249,7 @@ async fn serve(args: HostRunArgs, signer: PrivateKeySigner) -> Result<ExitCode> 
         .paused
         .store(false, std::sync::atomic::Ordering::Relaxed);
     let _ = offers.await;
-    withdraw(&daemon).await;
+    offers::withdraw(&daemon, None).await;
     let all = settings.slots;
     let _ = tokio::time::timeout(settings.grace, daemon.slots.acquire_many(all)).await;
     drop(lock);
@@ -272,83 +298,14 @@ pub(crate) fn default_classes(gpu: &caps::GpuCaps) -> Vec<String> {
     vec![format!("gpu-{fits}g"), "cpu".into()]
 }
 
-/// The offers currently standing (one per class), to withdraw on exit.
-pub(crate) static STANDING: Mutex<Vec<B256>> = Mutex::new(Vec::new());
-
-/// Posts an offer in each class for the free slots, renewing them at half
-/// their TTL and whenever a slot is taken or freed. A deal taken in one class
-/// while the other's offer still stood waits for a slot (it starts within
-/// its lease as soon as one frees).
-async fn keep_offering(d: Arc<Daemon>, price: U256, slots: u32, gpu: caps::GpuCaps, ttl: Duration) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    let memory = crate::host::total_memory().unwrap_or(4 << 30);
-    let encodings: Vec<String> =
-        d.nn.encodings()
-            .iter()
-            .map(|e| e.as_str().to_owned())
-            .collect();
-    loop {
-        withdraw(&d).await;
-        let free = d.slots.available_permits() as u32;
-        let offering = free > 0 && !d.yielding.load(std::sync::atomic::Ordering::Relaxed);
-        for class in d.settings.classes.iter().filter(|_| offering) {
-            let offer = Offer {
-                host: d.signer.address(),
-                class: class.clone(),
-                gpuModel: gpu.model.clone(),
-                vram: gpu.vram,
-                wgpuFeatures: gpu.features.clone(),
-                encodings: encodings.clone(),
-                cores: (cores / slots).max(1),
-                memoryBytes: memory / u64::from(slots.max(1)),
-                score: gpu.score,
-                price,
-                slots: free,
-                expiry: ms_from_now(ttl),
-                nonce: nonce(),
-            };
-            match Signed::sign(offer, &d.signer, &d.domain) {
-                Ok(signed) => match d.client.post_offer(&signed).await {
-                    Ok(placed) => {
-                        if let Some(id) = placed["id"].as_str().and_then(|s| s.parse().ok()) {
-                            STANDING.lock().unwrap_or_else(|e| e.into_inner()).push(id);
-                        }
-                    }
-                    Err(e) => tracing::warn!(%e, "cannot post the offer; retrying"),
-                },
-                Err(e) => tracing::error!(%e, "cannot sign the offer"),
-            }
-        }
-        // Renew at half the TTL, or at once when a slot frees up.
-        tokio::select! {
-            () = tokio::time::sleep(ttl / 2) => {}
-            () = d.freed.notified() => {}
-        }
-    }
-}
-
-/// Cancels the standing offers, if any (filled or lapsed ones are fine).
-async fn withdraw(d: &Daemon) {
-    let standing = std::mem::take(&mut *STANDING.lock().unwrap_or_else(|e| e.into_inner()));
-    for order in standing {
-        let cancel = Cancel {
-            maker: d.signer.address(),
-            order,
-            expiry: ms_from_now(Duration::from_secs(60)),
-        };
-        if let Ok(signed) = Signed::sign(cancel, &d.signer, &d.domain) {
-            let _ = d.client.cancel(&signed).await;
-        }
-    }
-}
-
-/// Follows the market's trades for deals made with this host; lists its
-/// deals at every (re)connection so none made while away is missed.
+/// Follows the market's trades for deals made with this host (its own
+/// stream: `?host=`, each trade with its job); lists its deals at every
+/// (re)connection so none made while away is missed.
 async fn take_deals(d: Arc<Daemon>) {
     let me = d.signer.address();
     let mut wait = Duration::from_millis(200);
     loop {
-        match d.client.events("").await {
+        match d.client.events(&format!("?host={me}")).await {
             Ok(mut stream) => {
                 wait = Duration::from_millis(200);
                 catch_up(&d, me).await;
@@ -420,9 +377,26 @@ fn consider(d: &Arc<Daemon>, me: Address, deal: &Value) {
     if host != me || !d.taken.lock().unwrap_or_else(|e| e.into_inner()).insert(id) {
         return;
     }
+    // Counted as waiting for a slot before its offer's slot is counted taken,
+    // so the offer task never sees the slot both free and not offered.
+    d.waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Some(offer) = deal["offer"].as_str().and_then(|s| s.parse().ok()) {
+        d.standing().took(offer, id);
+    }
+    // A trade on the host's own stream brings its job along.
+    let mut job = deal.get("job").filter(|j| j.is_object()).cloned();
     let d = d.clone();
     tokio::spawn(async move {
-        let Ok(permit) = d.slots.clone().acquire_owned().await else {
+        let permit = match d.slots.clone().try_acquire_owned() {
+            Ok(permit) => Ok(permit),
+            Err(_) => {
+                // The job may move on while the deal waits: read it again.
+                job = None;
+                d.slots.clone().acquire_owned().await
+            }
+        };
+        d.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let Ok(permit) = permit else {
             return;
         };
         // With offers in several classes, the others still stand for the
@@ -431,7 +405,7 @@ fn consider(d: &Arc<Daemon>, me: Address, deal: &Value) {
         if d.settings.classes.len() > 1 {
             d.freed.notify_one();
         }
-        if let Err(e) = work::serve_deal(&d, id, bid).await {
+        if let Err(e) = work::serve_deal(&d, id, bid, job).await {
             eprintln!("deal {id}: {e:#}");
         }
         drop(permit);

@@ -57,7 +57,7 @@ async fn apply(d: &Arc<Daemon>, mode: &Mode, on_busy: OnBusy) {
         Mode::Yielding { reason } => {
             eprintln!("the owner is using this machine ({reason}): no new work");
             d.yielding.store(true, Ordering::Relaxed);
-            super::withdraw(d).await;
+            super::offers::withdraw(d, None).await;
             match on_busy {
                 OnBusy::Pause => {
                     d.paused.store(true, Ordering::Relaxed);
@@ -127,7 +127,7 @@ pub(crate) fn write_status(d: &Daemon, mode: &Mode, load: Option<Load>) {
         "slots": d.settings.slots,
         "free": d.slots.available_permits(),
         "running": running,
-        "offers": *super::STANDING.lock().unwrap_or_else(|e| e.into_inner()),
+        "offers": d.standing().ids(),
         "price": d.settings.price.to_string(),
         "classes": d.settings.classes,
     });

@@ -27,10 +27,21 @@ use crate::offer::ms_from_now;
 /// Most bytes an input archive may unpack to.
 const MAX_INPUT: u64 = 4 << 30;
 
-/// Serves one deal made with this host.
-pub(super) async fn serve_deal(d: &Arc<Daemon>, deal: B256, bid: B256) -> Result<()> {
-    let path = format!("/v1/jobs/{bid}");
-    let job = retry("read the job", || d.client.get(&path)).await?;
+/// Serves one deal made with this host: its job as the trade event brought
+/// it, else read from the market.
+pub(super) async fn serve_deal(
+    d: &Arc<Daemon>,
+    deal: B256,
+    bid: B256,
+    job: Option<Value>,
+) -> Result<()> {
+    let job = match job {
+        Some(job) => job,
+        None => {
+            let path = format!("/v1/jobs/{bid}");
+            retry("read the job", || d.client.get(&path)).await?
+        }
+    };
     let state = job["state"].as_str().unwrap_or_default();
     let mine = job["deals"]
         .as_array()
@@ -121,9 +132,7 @@ async fn work(d: &Arc<Daemon>, deal: B256, job: &Value) -> Result<()> {
     .await?;
     let replicas = job["replicas"].as_u64().unwrap_or(1);
     let max_seconds = job["max_seconds"].as_u64().unwrap_or(60);
-    let work_dir = tempfile::Builder::new()
-        .prefix("deal-")
-        .tempdir_in(&d.data)?;
+    let work_dir = d.work_dirs.take().context("cannot make a work directory")?;
     let d2 = d.clone();
     let dir = work_dir.path().to_path_buf();
     let run = tracing::info_span!(
@@ -339,8 +348,8 @@ fn execute(
         }
         Some(assets)
     };
+    // Made empty by `WorkDirs::take`.
     let output_dir = dir.join("output");
-    std::fs::create_dir_all(&output_dir)?;
     let loaded = compiled(
         d,
         deterministic,

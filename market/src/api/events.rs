@@ -9,6 +9,12 @@
 //! `job` (a job, as `GET /v1/jobs/{id}` shows it) each time one changes, and
 //! `host` (a host, as in `GET /v1/hosts`) for the hosts of its replicas.
 //!
+//! `?host=ADDRESS` is a host daemon's stream: only the trades that give
+//! that host a deal, each with the deal's job (`job`, as `GET /v1/jobs/{id}`
+//! shows it, so the host need not read it back), and `job` events for the
+//! jobs it holds a replica of once they are over (done, failed, cancelled or
+//! expired); no `book` or `host` events.
+//!
 //! `?class=NAME` (repeated, or `a,b`) follows only those classes: their
 //! trades and the book changes of their orders. Cancels and expiries do not
 //! name a class, so such a stream keeps the ids of its classes' orders: those
@@ -19,6 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::time::Duration;
 
+use alloy_primitives::Address;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response, Uri};
@@ -40,6 +47,7 @@ type Chunk = Result<Frame<Bytes>, io::Error>;
 
 pub(super) async fn stream(state: &State, uri: &Uri) -> Result<Response<Body>, ApiError> {
     let classes = classes(state, uri)?;
+    let host = host(uri)?;
     let guard = StreamGuard::open(state).ok_or_else(|| {
         ApiError::new(
             Kind::Unavailable,
@@ -78,7 +86,10 @@ pub(super) async fn stream(state: &State, uri: &Uri) -> Result<Response<Body>, A
             let mut lagged = false;
             let text = tokio::select! {
                 r = committed.recv() => match r {
-                    Ok(batch) => render(&batch, follow.as_mut()),
+                    Ok(batch) => match host {
+                        Some(host) => render_for_host(&batch, host, &jobs, only.as_ref()),
+                        None => render(&batch, follow.as_mut()),
+                    },
                     Err(RecvError::Lagged(n)) => {
                         lagged = true;
                         format!("event: lagged\ndata: {}\n\n", json!({ "missed_batches": n }))
@@ -86,7 +97,7 @@ pub(super) async fn stream(state: &State, uri: &Uri) -> Result<Response<Body>, A
                     Err(RecvError::Closed) => return,
                 },
                 r = job_changes.recv() => match r {
-                    Ok(ids) => render_jobs(&jobs, &ids, only.as_ref()),
+                    Ok(ids) => render_jobs(&jobs, &ids, only.as_ref(), host),
                     Err(RecvError::Lagged(_)) => String::new(),
                     Err(RecvError::Closed) => return,
                 },
@@ -112,11 +123,14 @@ pub(super) async fn stream(state: &State, uri: &Uri) -> Result<Response<Body>, A
 }
 
 /// `job` events for the jobs `ids` (of the followed classes), then `host`
-/// events for the hosts of their replicas.
+/// events for the hosts of their replicas; for a host's stream, only the
+/// jobs it holds a replica of once they are over (so it stops what it still
+/// runs for them), and no `host` events.
 fn render_jobs(
     jobs: &crate::journal::SharedJobs,
     ids: &[OrderId],
     only: Option<&HashSet<String>>,
+    for_host: Option<Address>,
 ) -> String {
     use std::fmt::Write as _;
     let jobs = jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -124,13 +138,16 @@ fn render_jobs(
     let mut hosts = HashSet::new();
     for id in ids {
         let Some(job) = jobs.job(id) else { continue };
-        if only.is_some_and(|c| !c.contains(&job.class)) {
+        if only.is_some_and(|c| !c.contains(&job.class))
+            || for_host
+                .is_some_and(|h| !job.state.finished() || !job.deals.iter().any(|d| d.host == h))
+        {
             continue;
         }
         hosts.extend(job.deals.iter().map(|d| d.host));
         let _ = write!(out, "event: job\ndata: {}\n\n", super::jobs::view(job));
     }
-    if !hosts.is_empty() {
+    if !hosts.is_empty() && for_host.is_none() {
         for h in jobs.hosts(super::orders::now_ms()) {
             if hosts.contains(&h.address) {
                 let _ = write!(out, "event: host\ndata: {}\n\n", json!(h));
@@ -138,6 +155,59 @@ fn render_jobs(
         }
     }
     out
+}
+
+/// The SSE text of a committed batch for a host's stream: the trades that
+/// give `host` a deal (of the followed classes), each with its job.
+fn render_for_host(
+    batch: &[Entry],
+    host: Address,
+    jobs: &crate::journal::SharedJobs,
+    only: Option<&HashSet<String>>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut jobs_now = None;
+    for entry in batch {
+        for e in &entry.events {
+            let Event::Deal(d) = e else { continue };
+            if d.host != host || only.is_some_and(|c| !c.contains(&*d.class)) {
+                continue;
+            }
+            let jobs =
+                jobs_now.get_or_insert_with(|| jobs.lock().unwrap_or_else(|e| e.into_inner()));
+            let mut data = json!(DealView::from(d));
+            if let Some(job) = jobs.job(&d.bid) {
+                data["job"] = super::jobs::view(job);
+            }
+            let _ = write!(out, "event: trade\ndata: {data}\n\n");
+        }
+    }
+    out
+}
+
+/// The host `?host=` names, if any.
+fn host(uri: &Uri) -> Result<Option<Address>, ApiError> {
+    let mut named = None;
+    for pair in uri.query().unwrap_or("").split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if wire::decode(key) != "host" {
+            continue;
+        }
+        if named.is_some() {
+            return Err(ApiError::malformed(
+                "query parameter `host` is given twice; a stream follows one host",
+            ));
+        }
+        let value = wire::decode(value);
+        named = Some(value.parse::<Address>().map_err(|e| {
+            ApiError::malformed(format!(
+                "query parameter `host` is not an address ({e}): give the host's 0x-prefixed \
+                 20-byte address"
+            ))
+        })?);
+    }
+    Ok(named)
 }
 
 fn side(s: Side) -> &'static str {

@@ -389,9 +389,13 @@ pub fn document() -> Value {
                     "name": "class", "in": "query", "required": false,
                     "description": "Follow only these classes (repeat the parameter, or separate them with commas): their trades and the book changes of their orders; every class when absent",
                     "schema": { "type": "array", "items": { "type": "string" } }, "style": "form", "explode": true
+                }, {
+                    "name": "host", "in": "query", "required": false,
+                    "description": "A host daemon's stream: only the trades that give this host a deal, each with its `job` (as GET /v1/jobs/{id} shows it), and `job` events for the jobs it holds a replica of once they are over; no `book` or `host` events",
+                    "schema": { "type": "string", "pattern": "^0x[0-9a-fA-F]{40}$" }
                 }],
                 "responses": { "200": { "description": "An event stream", "content": { "text/event-stream": { "schema": { "type": "string" } } } },
-                               "400": error_response("`class` names no class"), "404": unknown_class,
+                               "400": error_response("`class` names no class, or `host` is not an address"), "404": unknown_class,
                                "503": error_response("Too many streams open") }
             } },
             "/v1/blobs/{sha256}": {

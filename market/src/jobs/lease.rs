@@ -85,7 +85,7 @@ impl Jobs {
     /// replicas again.
     pub fn due_leases(&self, now: Time, start_within: Time, grace: Time) -> Vec<Lapse> {
         let mut out = Vec::new();
-        for job in self.jobs.values().filter(|j| !j.state.finished()) {
+        for job in self.live_jobs() {
             let Some(bid) = &job.bid else { continue };
             for d in &job.deals {
                 let due = match d.state {

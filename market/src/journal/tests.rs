@@ -346,3 +346,47 @@ fn kill_9_rounds(rt: &tokio::runtime::Runtime, path: &str) {
         });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_sent_together_are_all_stored_beside_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    for location in locations(dir.path()).await {
+        let journal = Journal::open(&location).await.unwrap();
+        let seq = Sequencer::start(journal.clone(), EngineConfig::default())
+            .await
+            .unwrap();
+        // Journal appends and reports interleave on the one writer connection.
+        let appends = tokio::spawn(async move {
+            for n in 0..50 {
+                seq.submit(offer(n)).await.unwrap();
+            }
+        });
+        let mut tasks = Vec::new();
+        for n in 0..300u64 {
+            let journal = journal.clone();
+            tasks.push(tokio::spawn(async move {
+                let work = work::Work::Extra {
+                    job: id(n),
+                    retry: id(1_000 + n),
+                };
+                journal.append_work(&work, n).await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        appends.await.unwrap();
+        let rows = sqlx::query("SELECT at, deal FROM work ORDER BY seq")
+            .fetch_all(&journal.pool)
+            .await
+            .unwrap();
+        let stored: HashSet<i64> = rows.iter().map(|r| r.get::<i64, _>(0)).collect();
+        assert_eq!(stored, (0..300).collect::<HashSet<i64>>(), "{location}");
+        // Each row is the report it was given.
+        for r in &rows {
+            let at: i64 = r.get(0);
+            assert_eq!(r.get::<String, _>(1), id(at as u64).to_string());
+        }
+        assert_eq!(journal.replay(EngineConfig::default()).await.unwrap().1, 50);
+    }
+}

@@ -6,7 +6,10 @@ use netmind_protocol::orders::Signed;
 use netmind_protocol::work::{Receipt, Release, Start};
 use sqlx::Row;
 
-use super::{Journal, Result};
+use sqlx::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Checkpoint, Journal, JournalError, Pool, Result, Val, Writer, checkpoint, insert};
 use crate::engine::Time;
 use crate::jobs::Jobs;
 
@@ -153,22 +156,31 @@ struct LapseRow {
 }
 
 impl Journal {
-    /// Stores a host's report (durably, before it is applied).
+    /// Stores a host's report (durably, before it is applied). Reports
+    /// arriving together are stored in one transaction (group commit), on the
+    /// journal's own writer connection.
     ///
     /// # Errors
     ///
     /// The database failed; nothing was stored.
     pub async fn append_work(&self, work: &Work, at: Time) -> Result<()> {
         let (kind, deal, host, signed) = work.parts();
-        sqlx::query("INSERT INTO work (at, kind, deal, host, signed) VALUES ($1, $2, $3, $4, $5)")
-            .bind(at as i64)
-            .bind(kind)
-            .bind(deal)
-            .bind(host.to_string())
-            .bind(signed)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let (ack, stored) = oneshot::channel();
+        let row = [
+            Val::I(at as i64),
+            Val::S(kind.to_owned()),
+            Val::S(deal),
+            Val::S(host.to_string()),
+            Val::S(signed),
+        ];
+        self.work
+            .send((row, ack))
+            .await
+            .map_err(|_| JournalError::Stopped)?;
+        stored
+            .await
+            .map_err(|_| JournalError::Stopped)?
+            .map_err(JournalError::Failed)
     }
 
     /// Applies every stored report to `jobs`, in order (after the journal).
@@ -219,5 +231,78 @@ impl Journal {
             }
         }
         Ok(rows.len() as u64)
+    }
+}
+
+/// A report's `work` row on its way to the database, and who waits for it.
+pub(super) type WorkUnit = ([Val; 5], oneshot::Sender<std::result::Result<(), String>>);
+
+/// What stores reports: the journal's writer connection (SQLite has one
+/// writer at a time; reports wait their turn there instead of in SQLite's
+/// busy handler), and the WAL checkpoint state.
+pub(super) struct WorkWriter {
+    pub(super) pool: Pool,
+    pub(super) writer: Writer,
+    pub(super) postgres: bool,
+    pub(super) checkpoint: Checkpoint,
+}
+
+impl WorkWriter {
+    /// Stores reports as they come, all those waiting in one transaction;
+    /// stops when every [`Journal`] is gone.
+    pub(super) async fn run(self, mut rx: mpsc::Receiver<WorkUnit>) {
+        while let Some(first) = rx.recv().await {
+            let mut units = vec![first];
+            while units.len() < 1_000 {
+                match rx.try_recv() {
+                    Ok(unit) => units.push(unit),
+                    Err(_) => break,
+                }
+            }
+            let (rows, acks): (Vec<_>, Vec<_>) = units.into_iter().unzip();
+            let stored = self
+                .store(rows.into_iter().flatten().collect())
+                .await
+                .map_err(|e| e.to_string());
+            for ack in acks {
+                let _ = ack.send(stored.clone());
+            }
+        }
+    }
+
+    async fn store(&self, rows: Vec<Val>) -> Result<()> {
+        let mut writer = self.writer.lock().await;
+        let conn = match &mut *writer {
+            Some(conn) => conn,
+            slot => slot.insert(self.pool.acquire().await?),
+        };
+        let stored = async {
+            let mut tx = if self.postgres {
+                conn.begin().await?
+            } else {
+                conn.begin_with("BEGIN IMMEDIATE").await?
+            };
+            insert(
+                &mut tx,
+                self.postgres,
+                "INSERT INTO work (at, kind, deal, host, signed)",
+                5,
+                rows,
+                "",
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if stored.is_err() {
+            // The connection may be broken: the next write takes a fresh one.
+            *writer = None;
+        }
+        drop(writer);
+        if !self.postgres {
+            checkpoint(&self.pool, &self.checkpoint);
+        }
+        stored
     }
 }

@@ -227,3 +227,65 @@ async fn a_class_filter_streams_that_class_only() {
     }
     m.stop().await;
 }
+
+#[tokio::test]
+async fn a_host_stream_brings_its_trades_with_their_jobs_and_the_end_of_its_jobs() {
+    use netmind_protocol::work::Start;
+
+    let dir = tempfile::tempdir().unwrap();
+    let m = TestMarket::start(config(&dir.path().join("m"), None)).await;
+    let (s, j) = m.get("/v1/events?host=0x12").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
+    assert!(
+        j["error"]["message"].as_str().unwrap().contains("`host`"),
+        "{j}"
+    );
+    let hosts: Vec<_> = (0..3).map(|_| PrivateKeySigner::random()).collect();
+    let me = hosts[0].address();
+    let mut mine = m.client.events(&format!("?host={me}")).await.unwrap();
+    // A job with a replica on each of the three hosts.
+    let (id, deals) = super::jobs::matched(&m, &hosts, 3).await;
+    let (deal, key) = deals.iter().find(|(_, k)| k.address() == me).unwrap();
+    let out = super::jobs::upload(&m, b"the output").await;
+    let start = Start {
+        host: me,
+        deal: *deal,
+        at: now_ms(),
+    };
+    let (s, j) = m
+        .post(&format!("/v1/deals/{deal}/start"), &sign(start, key))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    // Two of three agree: the job is done.
+    let other = deals.iter().find(|(_, k)| k.address() != me).unwrap();
+    for (deal, key) in [(deal, key), (&other.0, &other.1)] {
+        let receipt = super::jobs::receipt(key, *deal, out);
+        assert_eq!(
+            m.post("/v1/receipts", &sign(receipt, key)).await.0,
+            StatusCode::OK
+        );
+    }
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.iter().any(|(n, _): &(String, Value)| n == "job") {
+        let next = tokio::time::timeout_at(deadline, mine.next())
+            .await
+            .expect("the job's end in time");
+        let (name, data) = next.unwrap().unwrap();
+        seen.push((name, serde_json::from_str(&data).unwrap()));
+    }
+    // Its own trade only, with the job as it was matched; no book or host
+    // events; of the job's changes only its end.
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["trade", "job"], "{seen:?}");
+    let trade = &seen[0].1;
+    assert_eq!(trade["id"], deal.to_string());
+    assert_eq!(trade["host"], me.to_string().to_lowercase());
+    assert_eq!(trade["job"]["id"], id.to_string());
+    assert_eq!(trade["job"]["state"], "matched");
+    assert_eq!(trade["job"]["replicas"], 3);
+    assert!(trade["job"]["bundle"].is_string(), "{trade}");
+    assert_eq!(seen[1].1["id"], id.to_string());
+    assert_eq!(seen[1].1["state"], "done");
+    m.stop().await;
+}
