@@ -92,7 +92,25 @@ pub struct Journal {
 }
 
 /// The one connection that writes the journal (and the work log).
-type Writer = Arc<Mutex<Option<PoolConnection<Any>>>>;
+type Writer = Arc<Mutex<Option<WriterConn>>>;
+
+/// The writer's connection, and the next journal sequence number once known
+/// (read from the table once per connection: this process is the journal's
+/// only writer, so it need not ask again for every batch).
+#[derive(Debug)]
+struct WriterConn {
+    conn: PoolConnection<Any>,
+    next_seq: Option<i64>,
+}
+
+impl WriterConn {
+    fn new(conn: PoolConnection<Any>) -> Self {
+        Self {
+            conn,
+            next_seq: None,
+        }
+    }
+}
 
 /// When the WAL was last checkpointed, and whether a checkpoint runs now.
 type Checkpoint = Arc<std::sync::Mutex<(Instant, bool)>>;
@@ -224,10 +242,13 @@ impl Journal {
         let mut writer = self.writer.lock().await;
         let conn = match &mut *writer {
             Some(conn) => conn,
-            slot => slot.insert(self.pool.acquire().await?),
+            slot => slot.insert(WriterConn::new(self.pool.acquire().await?)),
         };
         let first = match self.append_on(conn, &batch).await {
-            Ok(first) => first,
+            Ok(first) => {
+                conn.next_seq = Some(first + batch.len() as i64);
+                first
+            }
             Err(e) => {
                 // The connection may be broken: the next append takes a fresh one.
                 *writer = None;
@@ -248,19 +269,22 @@ impl Journal {
     }
 
     /// Writes the batch's journal rows; returns the first one's sequence number.
-    async fn append_on(&self, conn: &mut sqlx::AnyConnection, batch: &[Entry]) -> Result<i64> {
+    async fn append_on(&self, writer: &mut WriterConn, batch: &[Entry]) -> Result<i64> {
         let mut tx = if self.postgres {
-            conn.begin().await?
+            writer.conn.begin().await?
         } else {
             // Take SQLite's write lock up front (waiting for the projector),
             // not on the first write, where a concurrent commit fails it.
-            conn.begin_with("BEGIN IMMEDIATE").await?
+            writer.conn.begin_with("BEGIN IMMEDIATE").await?
         };
         // One writer (the journal's lock): sequence numbers are ours to give.
-        let first: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM journal")
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
+        let first: i64 = match writer.next_seq {
+            Some(next) => next,
+            None => sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM journal")
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0),
+        };
         let mut rows = Vec::with_capacity(batch.len() * 4);
         for (n, entry) in batch.iter().enumerate() {
             let seq = first + n as i64;
@@ -451,8 +475,11 @@ async fn insert(
             sql.push(')');
         }
         sql.push_str(tail);
-        // Only placeholders are formatted in; the values are bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+        // Only placeholders are formatted in; the values are bound. The
+        // statements of small batches (the acknowledgement path: a few to a
+        // few dozen rows) recur, so the connection keeps them prepared.
+        let rows = chunk.len() / width;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows <= 64);
         for v in chunk {
             q = match v {
                 Val::I(i) => q.bind(i),

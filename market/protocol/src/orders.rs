@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod hash;
+
 sol! {
     /// A host's offer: `slots` identical slots at `price` NMT base units per second.
     #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,7 +111,7 @@ pub fn domain(chain_id: u64) -> Eip712Domain {
 }
 
 /// An order the market accepts: typed data with a maker.
-pub trait Order: SolStruct + Clone {
+pub trait Order: SolStruct + Clone + 'static {
     /// Who must have signed it.
     fn maker(&self) -> Address;
     /// `offer` or `job order`, for messages.
@@ -164,7 +166,7 @@ impl<T: Order> Signed<T> {
                 signer.address()
             )));
         }
-        let hash = order.eip712_signing_hash(domain);
+        let hash = hash::signing_hash(&order, domain);
         let key = secp256k1::SecretKey::from_byte_array(signer.to_bytes().0)
             .map_err(|e| Error::OrderSignature(format!("unusable key: {e}")))?;
         let (recovery, rs) = secp256k1::SECP256K1
@@ -176,7 +178,7 @@ impl<T: Order> Signed<T> {
 
     /// The order's id: its EIP-712 signing hash under `domain`.
     pub fn id(&self, domain: &Eip712Domain) -> B256 {
-        self.order.eip712_signing_hash(domain)
+        hash::signing_hash(&self.order, domain)
     }
 
     /// Checks that the maker signed this order for `domain`; returns its id.

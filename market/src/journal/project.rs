@@ -81,7 +81,8 @@ pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Uni
                     Val::I(ord as i64),
                 ]);
             }
-            if let Some(signed) = &entry.signed {
+            // The signed order itself stays in the journal (`Journal::order`).
+            if entry.signed.is_some() {
                 let (id, kind, maker, class) = match &entry.command {
                     Command::Offer(o) => (o.id, "offer", o.host, &o.class),
                     Command::Bid(b) => (b.id, "bid", b.owner, &b.class),
@@ -94,7 +95,6 @@ pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Uni
                     Val::S(maker.to_string()),
                     Val::S(class.clone()),
                     Val::I(entry.at as i64),
-                    Val::S(signed.clone()),
                 ]);
             }
         }
@@ -116,8 +116,8 @@ pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Uni
     insert(
         &mut tx,
         postgres,
-        "INSERT INTO orders (id, seq, kind, maker, class, at, signed)",
-        7,
+        "INSERT INTO orders (id, seq, kind, maker, class, at)",
+        6,
         orders,
         " ON CONFLICT (id) DO NOTHING",
     )

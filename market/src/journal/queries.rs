@@ -153,16 +153,26 @@ impl Journal {
     /// The database failed.
     pub async fn order(&self, id: &str) -> Result<Option<OrderRow>> {
         self.caught_up().await;
-        let row = sqlx::query("SELECT kind, maker, class, at, signed FROM orders WHERE id = $1")
+        let Some(row) = sqlx::query("SELECT kind, maker, class, at, seq FROM orders WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.views)
-            .await?;
-        Ok(row.map(|r| OrderRow {
-            kind: r.get(0),
-            maker: r.get(1),
-            class: r.get(2),
-            at: r.get(3),
-            signed: r.get(4),
+            .await?
+        else {
+            return Ok(None);
+        };
+        // The signed order is kept once, in the journal entry that placed it.
+        let seq: i64 = row.get(4);
+        let signed: Option<String> = sqlx::query("SELECT signed FROM journal WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?
+            .and_then(|r| r.get(0));
+        Ok(Some(OrderRow {
+            kind: row.get(0),
+            maker: row.get(1),
+            class: row.get(2),
+            at: row.get(3),
+            signed: signed.unwrap_or_default(),
         }))
     }
 

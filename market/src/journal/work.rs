@@ -9,7 +9,9 @@ use sqlx::Row;
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Checkpoint, Journal, JournalError, Pool, Result, Val, Writer, checkpoint, insert};
+use super::{
+    Checkpoint, Journal, JournalError, Pool, Result, Val, Writer, WriterConn, checkpoint, insert,
+};
 use crate::engine::Time;
 use crate::jobs::Jobs;
 
@@ -272,10 +274,11 @@ impl WorkWriter {
 
     async fn store(&self, rows: Vec<Val>) -> Result<()> {
         let mut writer = self.writer.lock().await;
-        let conn = match &mut *writer {
+        let conn = &mut match &mut *writer {
             Some(conn) => conn,
-            slot => slot.insert(self.pool.acquire().await?),
-        };
+            slot => slot.insert(WriterConn::new(self.pool.acquire().await?)),
+        }
+        .conn;
         let stored = async {
             let mut tx = if self.postgres {
                 conn.begin().await?
