@@ -344,6 +344,8 @@ impl Job {
                 maximum: "off (create the runtime with `fuel: true`)".into(),
             });
         }
+        // The limits are checked on epoch ticks: the ticker runs while this does.
+        let _ticking = rt.ticker.hold();
         check_dir("output", &opts.output_dir, true)?;
         if let Some(d) = &opts.input_dir {
             check_dir("input", d, false)?;

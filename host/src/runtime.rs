@@ -87,6 +87,8 @@ pub(crate) struct Inner {
     pub(crate) pooling: bool,
     pub(crate) nn: Arc<NnHost>,
     pub(crate) gpu: Arc<crate::GpuConfig>,
+    /// The limit ticker (runs hold it).
+    pub(crate) ticker: Arc<Ticker>,
     component_linker: ComponentLinker<ComponentState>,
     core_linker: wasmtime::Linker<CoreState>,
     compat: u64,
@@ -165,7 +167,8 @@ impl Runtime {
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let compat = h.finish();
-        start_ticker(&engine, config.tick);
+        let ticker = Arc::new(Ticker::default());
+        start_ticker(&engine, config.tick, ticker.clone());
         let gpu = Arc::new(config.gpu.clone());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -174,6 +177,7 @@ impl Runtime {
                 config,
                 pooling,
                 nn,
+                ticker,
                 component_linker,
                 core_linker,
                 compat,
@@ -391,13 +395,61 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn start_ticker(engine: &Engine, tick: Duration) {
+/// The limit ticker's state: it advances the engine's epoch every `tick`
+/// while a job runs, and sleeps while none does (a host that waits for work
+/// wakes ten times a second, not a thousand).
+#[derive(Debug, Default)]
+pub(crate) struct Ticker {
+    running: std::sync::atomic::AtomicUsize,
+    /// Ticks so far.
+    ticks: std::sync::atomic::AtomicU64,
+    thread: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl Ticker {
+    /// Keeps the ticker ticking until the guard drops (for one run).
+    pub(crate) fn hold(self: &Arc<Self>) -> Ticking {
+        if self
+            .running
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            == 0
+            && let Some(t) = self.thread.get()
+        {
+            t.unpark();
+        }
+        Ticking(self.clone())
+    }
+}
+
+/// A run that needs the ticker (see [`Ticker::hold`]).
+pub(crate) struct Ticking(Arc<Ticker>);
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        self.0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+fn start_ticker(engine: &Engine, tick: Duration, ticker: Arc<Ticker>) {
     let weak = engine.weak();
     let spawned = std::thread::Builder::new()
         .name("netmind-epoch".into())
         .spawn(move || {
+            let _ = ticker.thread.set(std::thread::current());
             while let Some(engine) = weak.upgrade() {
+                if ticker.running.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                    // Nothing runs: sleep until a run starts (`hold` unparks),
+                    // looking every 100 ms whether the engine is gone.
+                    drop(engine);
+                    std::thread::park_timeout(Duration::from_millis(100));
+                    continue;
+                }
                 engine.increment_epoch();
+                ticker
+                    .ticks
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 drop(engine);
                 std::thread::sleep(tick);
             }
@@ -542,5 +594,25 @@ mod tests {
         );
         let err = WasmKind::detect(b"#!/bin/sh\n").unwrap_err().to_string();
         assert!(err.contains("magic bytes"), "{err}");
+    }
+
+    #[test]
+    fn the_limit_ticker_ticks_only_while_a_run_holds_it() {
+        let rt = Runtime::new(SandboxConfig::default()).unwrap();
+        let ticker = rt.inner.ticker.clone();
+        let ticks = || ticker.ticks.load(std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(100));
+        let idle = ticks();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(ticks(), idle, "no ticks while nothing runs");
+        let held = ticker.hold();
+        std::thread::sleep(Duration::from_millis(100));
+        let running = ticks() - idle;
+        assert!(running >= 10, "{running} ticks in 100 ms of a 1 ms ticker");
+        drop(held);
+        std::thread::sleep(Duration::from_millis(50));
+        let after = ticks();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(ticks(), after, "it stops once the run is over");
     }
 }
