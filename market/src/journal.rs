@@ -104,12 +104,31 @@ struct WriterConn {
 }
 
 impl WriterConn {
-    fn new(conn: PoolConnection<Any>) -> Self {
-        Self {
-            conn,
-            next_seq: None,
-        }
+    /// The writer's connection, taken from the pool if there is none (at
+    /// first, or after an error dropped the last one).
+    async fn get<'a>(slot: &'a mut Option<Self>, pool: &Pool) -> Result<&'a mut Self> {
+        Ok(match slot {
+            Some(conn) => conn,
+            None => slot.insert(Self {
+                conn: pool.acquire().await?,
+                next_seq: None,
+            }),
+        })
     }
+}
+
+/// Begins a write transaction. On SQLite it takes the write lock up front
+/// (waiting for another writer), not on the first write, where a concurrent
+/// commit fails it.
+async fn begin_write(
+    conn: &mut sqlx::AnyConnection,
+    postgres: bool,
+) -> Result<sqlx::Transaction<'_, Any>> {
+    Ok(if postgres {
+        conn.begin().await?
+    } else {
+        conn.begin_with("BEGIN IMMEDIATE").await?
+    })
 }
 
 /// When the WAL was last checkpointed, and whether a checkpoint runs now.
@@ -240,10 +259,7 @@ impl Journal {
     /// The database refused the transaction; nothing of the batch is stored.
     pub async fn append(&self, batch: Committed) -> Result<()> {
         let mut writer = self.writer.lock().await;
-        let conn = match &mut *writer {
-            Some(conn) => conn,
-            slot => slot.insert(WriterConn::new(self.pool.acquire().await?)),
-        };
+        let conn = WriterConn::get(&mut writer, &self.pool).await?;
         let first = match self.append_on(conn, &batch).await {
             Ok(first) => {
                 conn.next_seq = Some(first + batch.len() as i64);
@@ -270,13 +286,7 @@ impl Journal {
 
     /// Writes the batch's journal rows; returns the first one's sequence number.
     async fn append_on(&self, writer: &mut WriterConn, batch: &[Entry]) -> Result<i64> {
-        let mut tx = if self.postgres {
-            writer.conn.begin().await?
-        } else {
-            // Take SQLite's write lock up front (waiting for the projector),
-            // not on the first write, where a concurrent commit fails it.
-            writer.conn.begin_with("BEGIN IMMEDIATE").await?
-        };
+        let mut tx = begin_write(&mut writer.conn, self.postgres).await?;
         // One writer (the journal's lock): sequence numbers are ours to give.
         let first: i64 = match writer.next_seq {
             Some(next) => next,

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Row};
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::{Committed, Result, Val, insert};
@@ -99,11 +99,7 @@ pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Uni
             }
         }
     }
-    let mut tx = if postgres {
-        conn.begin().await?
-    } else {
-        conn.begin_with("BEGIN IMMEDIATE").await?
-    };
+    let mut tx = super::begin_write(conn, postgres).await?;
     insert(
         &mut tx,
         postgres,

@@ -6,11 +6,11 @@ use netmind_protocol::orders::Signed;
 use netmind_protocol::work::{Receipt, Release, Start};
 use sqlx::Row;
 
-use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Checkpoint, Journal, JournalError, Pool, Result, Val, Writer, WriterConn, checkpoint, insert,
+    Checkpoint, Journal, JournalError, Pool, Result, Val, Writer, WriterConn, begin_write,
+    checkpoint, insert,
 };
 use crate::engine::Time;
 use crate::jobs::Jobs;
@@ -274,17 +274,9 @@ impl WorkWriter {
 
     async fn store(&self, rows: Vec<Val>) -> Result<()> {
         let mut writer = self.writer.lock().await;
-        let conn = &mut match &mut *writer {
-            Some(conn) => conn,
-            slot => slot.insert(WriterConn::new(self.pool.acquire().await?)),
-        }
-        .conn;
+        let conn = &mut WriterConn::get(&mut writer, &self.pool).await?.conn;
         let stored = async {
-            let mut tx = if self.postgres {
-                conn.begin().await?
-            } else {
-                conn.begin_with("BEGIN IMMEDIATE").await?
-            };
+            let mut tx = begin_write(conn, self.postgres).await?;
             insert(
                 &mut tx,
                 self.postgres,
