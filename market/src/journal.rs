@@ -401,7 +401,7 @@ impl Journal {
         let rows = sqlx::query("SELECT id FROM deals ORDER BY seq, ord")
             .fetch_all(&self.views)
             .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(rows.iter().map(|r| queries::hash_hex(r, 0)).collect())
     }
 }
 
@@ -426,7 +426,6 @@ async fn sqlite(path: &str, pragmas: &'static str) -> Result<Pool> {
         .await?)
 }
 
-/// A value to bind.
 /// Starts a passive WAL checkpoint on another connection when none ran for
 /// 200 ms (SQLite only).
 fn checkpoint(pool: &Pool, state: &Checkpoint) {
@@ -449,9 +448,11 @@ fn checkpoint(pool: &Pool, state: &Checkpoint) {
     });
 }
 
+/// A value to bind.
 enum Val {
     I(i64),
     S(String),
+    B(Vec<u8>),
     Null,
 }
 
@@ -494,6 +495,7 @@ async fn insert(
             q = match v {
                 Val::I(i) => q.bind(i),
                 Val::S(s) => q.bind(s),
+                Val::B(b) => q.bind(b),
                 Val::Null => q.bind(None::<String>),
             };
         }

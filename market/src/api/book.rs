@@ -177,21 +177,23 @@ pub(super) async fn trades(
     Ok(wire::json(StatusCode::OK, &out))
 }
 
-fn hex_param(
+/// A `0x`-hex query parameter of `N` bytes (an id or an address), if given.
+fn hex_param<const N: usize>(
     q: &std::collections::HashMap<String, String>,
     name: &str,
-    len: usize,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<alloy_primitives::FixedBytes<N>>, ApiError> {
     let Some(v) = q.get(name) else {
         return Ok(None);
     };
     let digits = v.strip_prefix("0x").unwrap_or(v);
-    if digits.len() != len || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::malformed(format!(
-            "query parameter `{name}` must be 0x and {len} hex digits"
-        )));
+    let mut bytes = [0u8; N];
+    match alloy_primitives::hex::decode_to_slice(digits, &mut bytes) {
+        Ok(()) => Ok(Some(bytes.into())),
+        Err(_) => Err(ApiError::malformed(format!(
+            "query parameter `{name}` must be 0x and {} hex digits",
+            2 * N
+        ))),
     }
-    Ok(Some(format!("0x{}", digits.to_ascii_lowercase())))
 }
 
 pub(super) async fn deals(state: &State, uri: &Uri) -> Result<Response<Body>, ApiError> {
@@ -208,31 +210,16 @@ pub(super) async fn deals(state: &State, uri: &Uri) -> Result<Response<Body>, Ap
         None => None,
     };
     let query = DealQuery {
-        bid: hex_param(&q, "bid", 64)?,
-        offer: hex_param(&q, "offer", 64)?,
-        owner: address_param(&q, "owner")?,
-        host: address_param(&q, "host")?,
+        bid: hex_param::<32>(&q, "bid")?,
+        offer: hex_param::<32>(&q, "offer")?,
+        owner: hex_param::<20>(&q, "owner")?.map(alloy_primitives::Address::from),
+        host: hex_param::<20>(&q, "host")?.map(alloy_primitives::Address::from),
         class,
         before_seq: before,
         limit: limit(&q, 100)?,
     };
     let rows = state.journal.deals(&query).await?;
     Ok(wire::json(StatusCode::OK, &rows))
-}
-
-/// Addresses are stored checksummed (EIP-55), as `Address` displays them.
-fn address_param(
-    q: &std::collections::HashMap<String, String>,
-    name: &str,
-) -> Result<Option<String>, ApiError> {
-    Ok(match hex_param(q, name, 40)? {
-        Some(h) => Some(
-            h.parse::<alloy_primitives::Address>()
-                .map_err(|e| ApiError::malformed(format!("query parameter `{name}`: {e}")))?
-                .to_string(),
-        ),
-        None => None,
-    })
 }
 
 pub(super) async fn explain(state: &State, id: &str) -> Result<Response<Body>, ApiError> {

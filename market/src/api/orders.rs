@@ -337,7 +337,7 @@ pub(crate) fn order_id(s: &str) -> Result<B256, ApiError> {
 
 pub(super) async fn get_order(state: &State, id: &str) -> Result<Response<Body>, ApiError> {
     let id = order_id(id)?;
-    let Some(row) = state.journal.order(&id.to_string()).await? else {
+    let Some(row) = state.journal.order(&id).await? else {
         return Err(ApiError::not_found(format!(
             "no order {id} was ever placed on this market; check the id (it is the order's EIP-712 hash)"
         )));
@@ -350,9 +350,9 @@ pub(super) async fn get_order(state: &State, id: &str) -> Result<Response<Body>,
         ..DealQuery::default()
     };
     if row.kind == "bid" {
-        q.bid = Some(id.to_string());
+        q.bid = Some(id);
     } else {
-        q.offer = Some(id.to_string());
+        q.offer = Some(id);
     }
     let mut deals = state.journal.deals(&q).await?;
     deals.reverse();

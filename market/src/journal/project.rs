@@ -67,12 +67,12 @@ pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Uni
             });
             for (ord, d) in made.enumerate() {
                 deals.extend([
-                    Val::S(d.id.to_string()),
+                    Val::B(d.id.to_vec()),
                     Val::I(seq),
-                    Val::S(d.bid.to_string()),
-                    Val::S(d.offer.to_string()),
-                    Val::S(d.owner.to_string()),
-                    Val::S(d.host.to_string()),
+                    Val::B(d.bid.to_vec()),
+                    Val::B(d.offer.to_vec()),
+                    Val::B(d.owner.to_vec()),
+                    Val::B(d.host.to_vec()),
                     Val::S(d.class.to_string()),
                     Val::S(d.price.to_string()),
                     Val::I(d.seconds as i64),
@@ -89,10 +89,10 @@ pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Uni
                     _ => continue,
                 };
                 orders.extend([
-                    Val::S(id.to_string()),
+                    Val::B(id.to_vec()),
                     Val::I(seq),
                     Val::S(kind.into()),
-                    Val::S(maker.to_string()),
+                    Val::B(maker.to_vec()),
                     Val::S(class.clone()),
                     Val::I(entry.at as i64),
                 ]);

@@ -4,6 +4,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::PathBuf;
 
+use alloy_primitives::{Address, B256, hex};
 use sqlx::{AnyConnection, Connection, Row};
 
 use super::{Journal, JournalError, Result};
@@ -40,13 +41,13 @@ pub struct DealRow {
 #[derive(Debug, Clone, Default)]
 pub struct DealQuery {
     /// Deals of this bid.
-    pub bid: Option<String>,
+    pub bid: Option<B256>,
     /// Deals of this offer.
-    pub offer: Option<String>,
+    pub offer: Option<B256>,
     /// Deals of this job owner.
-    pub owner: Option<String>,
+    pub owner: Option<Address>,
     /// Deals of this host.
-    pub host: Option<String>,
+    pub host: Option<Address>,
     /// Deals in this class.
     pub class: Option<String>,
     /// Only deals made by journal entries before this one (for paging).
@@ -89,14 +90,29 @@ const PG_LOCK_KEY: i64 = 0x006e_6574_6d69_6e64;
 /// the server sees its connection close).
 const PG_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// A 32-byte id stored as its bytes, as `0x…` hex.
+pub(super) fn hash_hex(r: &sqlx::any::AnyRow, column: usize) -> String {
+    let bytes: Vec<u8> = r.get(column);
+    B256::try_from(bytes.as_slice())
+        .map_or_else(|_| hex::encode_prefixed(&bytes), |h| h.to_string())
+}
+
+/// An address stored as its 20 bytes, checksummed (EIP-55) as `Address`
+/// displays it.
+fn address_hex(r: &sqlx::any::AnyRow, column: usize) -> String {
+    let bytes: Vec<u8> = r.get(column);
+    Address::try_from(bytes.as_slice())
+        .map_or_else(|_| hex::encode_prefixed(&bytes), |a| a.to_string())
+}
+
 fn deal_row(r: &sqlx::any::AnyRow) -> DealRow {
     DealRow {
-        id: r.get(0),
+        id: hash_hex(r, 0),
         seq: r.get(1),
-        bid: r.get(2),
-        offer: r.get(3),
-        owner: r.get(4),
-        host: r.get(5),
+        bid: hash_hex(r, 2),
+        offer: hash_hex(r, 3),
+        owner: address_hex(r, 4),
+        host: address_hex(r, 5),
         class: r.get(6),
         price: r.get(7),
         seconds: r.get(8),
@@ -116,13 +132,14 @@ impl Journal {
         let mut sql = String::from(
             "SELECT id, seq, bid, offer, owner, host, class, price, seconds, replica, at FROM deals WHERE 1 = 1",
         );
-        let mut binds: Vec<&str> = Vec::new();
+        // Ids and addresses are stored as their bytes, classes as text.
+        let mut binds: Vec<super::Val> = Vec::new();
         let filters = [
-            ("bid", &q.bid),
-            ("offer", &q.offer),
-            ("owner", &q.owner),
-            ("host", &q.host),
-            ("class", &q.class),
+            ("bid", q.bid.map(|h| super::Val::B(h.to_vec()))),
+            ("offer", q.offer.map(|h| super::Val::B(h.to_vec()))),
+            ("owner", q.owner.map(|a| super::Val::B(a.to_vec()))),
+            ("host", q.host.map(|a| super::Val::B(a.to_vec()))),
+            ("class", q.class.clone().map(super::Val::S)),
         ];
         for (column, value) in filters {
             if let Some(v) = value {
@@ -137,7 +154,12 @@ impl Journal {
         sql.push_str(&format!(" ORDER BY seq DESC, ord DESC LIMIT {}", q.limit));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for b in binds {
-            query = query.bind(b);
+            query = match b {
+                super::Val::B(b) => query.bind(b),
+                super::Val::S(s) => query.bind(s),
+                super::Val::I(i) => query.bind(i),
+                super::Val::Null => query.bind(None::<String>),
+            };
         }
         if let Some(before) = q.before_seq {
             query = query.bind(before);
@@ -146,15 +168,15 @@ impl Journal {
         Ok(rows.iter().map(deal_row).collect())
     }
 
-    /// The signed order with this id (`0x…`), if one was placed.
+    /// The signed order with this id, if one was placed.
     ///
     /// # Errors
     ///
     /// The database failed.
-    pub async fn order(&self, id: &str) -> Result<Option<OrderRow>> {
+    pub async fn order(&self, id: &B256) -> Result<Option<OrderRow>> {
         self.caught_up().await;
         let Some(row) = sqlx::query("SELECT kind, maker, class, at, seq FROM orders WHERE id = $1")
-            .bind(id)
+            .bind(id.to_vec())
             .fetch_optional(&self.views)
             .await?
         else {
@@ -169,7 +191,7 @@ impl Journal {
             .and_then(|r| r.get(0));
         Ok(Some(OrderRow {
             kind: row.get(0),
-            maker: row.get(1),
+            maker: address_hex(&row, 1),
             class: row.get(2),
             at: row.get(3),
             signed: signed.unwrap_or_default(),

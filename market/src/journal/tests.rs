@@ -168,7 +168,7 @@ async fn derived_tables_are_rebuilt_from_the_journal_and_read_your_writes() {
         let events = seq.submit_signed(bid(100 + n), Some(signed)).await.unwrap();
         acked.extend(deal_ids(&events));
         assert_eq!(journal.deal_ids().await.unwrap(), acked);
-        let row = journal.order(&id(100 + n).to_string()).await.unwrap();
+        let row = journal.order(&id(100 + n)).await.unwrap();
         assert_eq!(row.unwrap().signed, format!("{{\"bid\":{n}}}"));
     }
     assert!(acked.len() >= 10, "{acked:?}");
@@ -183,11 +183,50 @@ async fn derived_tables_are_rebuilt_from_the_journal_and_read_your_writes() {
     assert!(journal.deal_ids().await.unwrap().is_empty());
     journal.replay(EngineConfig::default()).await.unwrap();
     assert_eq!(journal.deal_ids().await.unwrap(), acked);
-    let row = journal.order(&id(105).to_string()).await.unwrap().unwrap();
+    let row = journal.order(&id(105)).await.unwrap().unwrap();
     assert_eq!(
         (row.kind.as_str(), row.signed.as_str()),
         ("bid", "{\"bid\":5}")
     );
+    drop(journal);
+
+    // A views file from before ids were stored as bytes (its migrations 1
+    // and 2 only, rows as text, everything projected): migration 3 empties
+    // it and the journal is projected into it again.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{views}{suffix}"));
+    }
+    let old = tempfile::tempdir().unwrap();
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite-views");
+    for name in ["0001_views.sql", "0002_orders_without_signed.sql"] {
+        std::fs::copy(migrations.join(name), old.path().join(name)).unwrap();
+    }
+    let pool = sqlite(&views, "PRAGMA synchronous = NORMAL;")
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(old.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO deals (id, seq, bid, offer, owner, host, class, price, seconds, replica, at, ord) \
+         VALUES ('0xold', 1, '0xb', '0xo', '0xw', '0xh', 'gpu', '10', 60, 0, 1, 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('projected', '1000')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let journal = Journal::open(&location).await.unwrap();
+    journal.replay(EngineConfig::default()).await.unwrap();
+    assert_eq!(journal.deal_ids().await.unwrap(), acked);
+    let row = journal.order(&id(107)).await.unwrap().unwrap();
+    assert_eq!(row.maker, Address::repeat_byte(250).to_string());
 }
 
 #[tokio::test]

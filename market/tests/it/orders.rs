@@ -51,6 +51,21 @@ async fn an_offer_and_a_bid_make_a_deal_seen_in_deals_orders_and_the_book_and_a_
         assert_eq!(listed[0]["id"], deals[0]["id"]);
         let (_, by_owner) = m.get(&format!("/v1/deals?owner={}", owner.address())).await;
         assert_eq!(by_owner.as_array().unwrap().len(), 1, "{by_owner}");
+        // By offer, and by host written in lowercase (addresses in any case).
+        let (_, by_offer) = m.get(&format!("/v1/deals?offer={offer_id}")).await;
+        assert_eq!(by_offer.as_array().unwrap().len(), 1, "{by_offer}");
+        assert_eq!(by_offer[0]["id"], deals[0]["id"]);
+        let lower = host.address().to_string().to_lowercase();
+        let (_, by_host) = m.get(&format!("/v1/deals?host={lower}")).await;
+        assert_eq!(by_host[0]["id"], deals[0]["id"], "{by_host}");
+        assert_eq!(addr(&by_host[0]["host"]), host.address());
+        assert_eq!(by_host[0]["offer"], offer_id.to_string());
+        let (_, offer_status) = m.get(&format!("/v1/orders/{offer_id}")).await;
+        assert_eq!(
+            offer_status["deals"][0]["id"], deals[0]["id"],
+            "{offer_status}"
+        );
+        assert_eq!(addr(&offer_status["maker"]), host.address());
         let (s, status) = m.get(&format!("/v1/orders/{bid_id}")).await;
         assert_eq!(s, StatusCode::OK, "{status}");
         assert_eq!(

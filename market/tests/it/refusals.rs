@@ -269,6 +269,20 @@ async fn malformed_oversize_and_out_of_range_bodies_are_refused_naming_what_to_f
     assert_error(&got, StatusCode::BAD_REQUEST, "malformed", &["limit"]);
     let got = m.get("/v1/deals?owner=bob").await;
     assert_error(&got, StatusCode::BAD_REQUEST, "malformed", &["owner"]);
+    let got = m.get("/v1/deals?bid=0x1234").await;
+    assert_error(
+        &got,
+        StatusCode::BAD_REQUEST,
+        "malformed",
+        &["bid", "64 hex digits"],
+    );
+    let got = m.get(&format!("/v1/deals?host=0x{}", "g".repeat(40))).await;
+    assert_error(
+        &got,
+        StatusCode::BAD_REQUEST,
+        "malformed",
+        &["host", "40 hex digits"],
+    );
     let got = m.get("/v1/market/cpu?interval=5").await;
     assert_error(&got, StatusCode::BAD_REQUEST, "malformed", &["interval"]);
     let got = m.get("/v1/nothing").await;
