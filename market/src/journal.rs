@@ -286,12 +286,11 @@ impl Journal {
 
     /// Writes the batch's journal rows; returns the first one's sequence number.
     async fn append_on(&self, writer: &mut WriterConn, batch: &[Entry]) -> Result<i64> {
-        let mut tx = begin_write(&mut writer.conn, self.postgres).await?;
         // One writer (the journal's lock): sequence numbers are ours to give.
         let first: i64 = match writer.next_seq {
             Some(next) => next,
             None => sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM journal")
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *writer.conn)
                 .await?
                 .get(0),
         };
@@ -307,16 +306,16 @@ impl Journal {
                 entry.signed.clone().map_or(Val::Null, Val::S),
             ]);
         }
-        insert(
-            &mut tx,
-            self.postgres,
-            "INSERT INTO journal (seq, at, command, signed)",
-            4,
-            rows,
-            "",
-        )
-        .await?;
-        tx.commit().await?;
+        const HEAD: &str = "INSERT INTO journal (seq, at, command, signed)";
+        if batch.len() <= ROWS_PER_STATEMENT {
+            // One statement is its own transaction: one round trip to the
+            // database (SQLite's thread) instead of three.
+            insert(&mut writer.conn, self.postgres, HEAD, 4, rows, "").await?;
+        } else {
+            let mut tx = begin_write(&mut writer.conn, self.postgres).await?;
+            insert(&mut tx, self.postgres, HEAD, 4, rows, "").await?;
+            tx.commit().await?;
+        }
         Ok(first)
     }
 
@@ -456,8 +455,12 @@ enum Val {
     Null,
 }
 
-/// `head VALUES (..), (..) tail` for rows of `width` values, at most 1,000
-/// rows a statement (under SQLite's and PostgreSQL's parameter limits).
+/// The most rows [`insert`] puts in one statement.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// `head VALUES (..), (..) tail` for rows of `width` values, at most
+/// [`ROWS_PER_STATEMENT`] rows a statement (under SQLite's and PostgreSQL's
+/// parameter limits).
 async fn insert(
     conn: &mut sqlx::AnyConnection,
     postgres: bool,
@@ -469,7 +472,7 @@ async fn insert(
     use std::fmt::Write as _;
     let mut values = values.into_iter().peekable();
     while values.peek().is_some() {
-        let chunk: Vec<Val> = values.by_ref().take(width * 1000).collect();
+        let chunk: Vec<Val> = values.by_ref().take(width * ROWS_PER_STATEMENT).collect();
         let mut sql = String::with_capacity(head.len() + chunk.len() * 6);
         sql.push_str(head);
         sql.push_str(" VALUES ");

@@ -237,7 +237,10 @@ async fn concurrent_submissions_are_committed_in_groups_and_all_acknowledged() {
         let seq = Sequencer::start(journal.clone(), EngineConfig::default())
             .await
             .unwrap();
-        let tasks: Vec<_> = (0..400u64)
+        let mut batches = seq.subscribe();
+        // More than fit one statement: the largest batches are written in a
+        // transaction of two statements, the rest as one statement each.
+        let tasks: Vec<_> = (0..2_400u64)
             .map(|n| {
                 let seq = seq.clone();
                 let cmd = if n.is_multiple_of(2) {
@@ -252,6 +255,13 @@ async fn concurrent_submissions_are_committed_in_groups_and_all_acknowledged() {
         for t in tasks {
             deals.extend(deal_ids(&t.await.unwrap().unwrap()));
         }
+        let mut sizes = Vec::new();
+        while let Ok(batch) = batches.try_recv() {
+            sizes.push(batch.len());
+        }
+        assert_eq!(sizes.iter().sum::<usize>(), 2_400, "{location}");
+        assert!(sizes.iter().any(|&n| n > ROWS_PER_STATEMENT), "{sizes:?}");
+        assert!(sizes.iter().any(|&n| n <= ROWS_PER_STATEMENT), "{sizes:?}");
         let stored = journal.deal_ids().await.unwrap();
         assert_eq!(stored.len(), deals.len(), "{location}");
         assert_eq!(
