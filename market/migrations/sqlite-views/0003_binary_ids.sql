@@ -2,6 +2,8 @@
 -- (66 and 42 characters): every index entry is half the size and compares
 -- with one memcmp. `orders_maker` is gone (nothing reads orders by maker);
 -- `deals_offer` is new (`GET /v1/orders/{id}` of an offer lists its deals).
+-- `orders` is read only by id: it is stored as that one B-tree (WITHOUT
+-- ROWID), not a table and an index on its id.
 --
 -- These tables are derived from the journal: they are emptied here, and the
 -- market projects the whole journal into them again when it starts
@@ -37,6 +39,6 @@ CREATE TABLE orders (
     maker  BLOB    NOT NULL,      -- 20-byte address
     class  TEXT    NOT NULL,
     at     INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 DELETE FROM meta WHERE key = 'projected';
