@@ -30,7 +30,7 @@ const MAX_ENTRIES: usize = 16_384;
 
 /// How long the projector gathers entries before it writes them, unless a
 /// reader is waiting or [`MAX_ENTRIES`] are queued.
-const GATHER: Duration = Duration::from_millis(250);
+const GATHER: Duration = Duration::from_secs(1);
 
 /// The last projected entry, as recorded.
 pub(super) async fn recorded(pool: &AnyPool) -> Result<i64> {
