@@ -2,6 +2,11 @@
 -- (66 and 42 characters): every index entry is half the size and compares
 -- with one memcmp. `orders_maker` is gone (nothing reads orders by maker);
 -- `deals_offer` is new (`GET /v1/orders/{id}` of an offer lists its deals).
+-- Deals are keyed by the journal entry that made them and their place in it
+-- (`seq`, `ord`), so the table grows at its end; nothing looks a deal up by
+-- its id here, so the id (a random hash) has no index to keep.
+-- Orders are keyed by the journal entry that placed them (`seq`), so that
+-- table too grows at its end; their ids are an index.
 --
 -- These tables are derived from the journal: they are emptied here, and the
 -- market projects the whole journal into them again when it starts
@@ -10,7 +15,7 @@ DROP TABLE deals;
 DROP TABLE orders;
 
 CREATE TABLE deals (
-    id      BYTEA   PRIMARY KEY,   -- the deal id (32 bytes): a deal exists once
+    id      BYTEA   NOT NULL,      -- the deal id (32 bytes)
     seq     BIGINT  NOT NULL,      -- the journal entry that made it
     bid     BYTEA   NOT NULL,      -- 32 bytes
     offer   BYTEA   NOT NULL,      -- 32 bytes
@@ -21,7 +26,9 @@ CREATE TABLE deals (
     seconds BIGINT  NOT NULL,
     replica BIGINT  NOT NULL,
     at      BIGINT  NOT NULL,
-    ord     BIGINT  NOT NULL       -- the deal's place among its command's events
+    ord     BIGINT  NOT NULL,      -- the deal's place among its command's events
+    -- A deal exists once: the entry that made it and its place there.
+    PRIMARY KEY (seq, ord)
 );
 
 CREATE INDEX deals_bid ON deals (bid);
@@ -31,12 +38,14 @@ CREATE INDEX deals_owner ON deals (owner);
 CREATE INDEX deals_host ON deals (host);
 
 CREATE TABLE orders (
-    id     BYTEA   PRIMARY KEY,   -- the order id (its 32-byte signing hash)
-    seq    BIGINT  NOT NULL,      -- the journal entry that placed it
+    seq    BIGINT  PRIMARY KEY,   -- the journal entry that placed it
+    id     BYTEA   NOT NULL,      -- the order id (its 32-byte signing hash)
     kind   TEXT    NOT NULL,      -- 'offer' or 'bid'
     maker  BYTEA   NOT NULL,      -- 20-byte address
     class  TEXT    NOT NULL,
     at     BIGINT  NOT NULL
 );
+
+CREATE INDEX orders_id ON orders (id);
 
 DELETE FROM meta WHERE key = 'projected';

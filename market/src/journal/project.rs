@@ -106,7 +106,7 @@ pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Uni
         "INSERT INTO deals (id, seq, bid, offer, owner, host, class, price, seconds, replica, at, ord)",
         12,
         deals,
-        " ON CONFLICT (id) DO NOTHING",
+        " ON CONFLICT (seq, ord) DO NOTHING",
     )
     .await?;
     insert(
@@ -115,7 +115,7 @@ pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Uni
         "INSERT INTO orders (id, seq, kind, maker, class, at)",
         6,
         orders,
-        " ON CONFLICT (id) DO NOTHING",
+        " ON CONFLICT (seq) DO NOTHING",
     )
     .await?;
     sqlx::query(
