@@ -5,8 +5,12 @@
 -- Deals are keyed by the journal entry that made them and their place in it
 -- (`seq`, `ord`), so the table grows at its end; nothing looks a deal up by
 -- its id here, so the id (a random hash) has no index to keep.
+-- Bids, offers and order ids are random hashes, so each new row lands on a
+-- random page of their indexes: those index an 8-byte prefix (`*_key`, an
+-- integer), a third of the size of the whole id, so that a projection
+-- dirties a third of the pages; a lookup compares the whole id after.
 -- Orders are keyed by the journal entry that placed them (`seq`), so that
--- table too grows at its end; their ids are an index.
+-- table too grows at its end.
 --
 -- These tables are derived from the journal: they are emptied here, and the
 -- market projects the whole journal into them again when it starts
@@ -27,12 +31,14 @@ CREATE TABLE deals (
     replica INTEGER NOT NULL,
     at      INTEGER NOT NULL,
     ord     INTEGER NOT NULL,      -- the deal's place among its command's events
+    bid_key   INTEGER NOT NULL,    -- the bid's first 8 bytes (big-endian, signed)
+    offer_key INTEGER NOT NULL,    -- the offer's first 8 bytes
     -- A deal exists once: the entry that made it and its place there.
     PRIMARY KEY (seq, ord)
 ) WITHOUT ROWID;
 
-CREATE INDEX deals_bid ON deals (bid);
-CREATE INDEX deals_offer ON deals (offer);
+CREATE INDEX deals_bid ON deals (bid_key);
+CREATE INDEX deals_offer ON deals (offer_key);
 CREATE INDEX deals_class ON deals (class, seq);
 CREATE INDEX deals_owner ON deals (owner);
 CREATE INDEX deals_host ON deals (host);
@@ -43,9 +49,10 @@ CREATE TABLE orders (
     kind   TEXT    NOT NULL,      -- 'offer' or 'bid'
     maker  BLOB    NOT NULL,      -- 20-byte address
     class  TEXT    NOT NULL,
-    at     INTEGER NOT NULL
+    at     INTEGER NOT NULL,
+    id_key INTEGER NOT NULL       -- the id's first 8 bytes (big-endian, signed)
 );
 
-CREATE INDEX orders_id ON orders (id);
+CREATE INDEX orders_id ON orders (id_key);
 
 DELETE FROM meta WHERE key = 'projected';

@@ -32,6 +32,14 @@ const MAX_ENTRIES: usize = 16_384;
 /// reader is waiting or [`MAX_ENTRIES`] are queued.
 const GATHER: Duration = Duration::from_secs(1);
 
+/// The indexed key of a 32-byte id in the derived tables: its first 8 bytes
+/// (big-endian, as a signed integer). Lookups compare the whole id after.
+pub(super) fn key(id: &alloy_primitives::B256) -> i64 {
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(&id[..8]);
+    i64::from_be_bytes(prefix)
+}
+
 /// The last projected entry, as recorded.
 pub(super) async fn recorded(pool: &AnyPool) -> Result<i64> {
     let value: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = 'projected'")
@@ -79,6 +87,8 @@ pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Uni
                     Val::I(i64::from(d.replica)),
                     Val::I(d.time as i64),
                     Val::I(ord as i64),
+                    Val::I(key(&d.bid)),
+                    Val::I(key(&d.offer)),
                 ]);
             }
             // The signed order itself stays in the journal (`Journal::order`).
@@ -95,6 +105,7 @@ pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Uni
                     Val::B(maker.to_vec()),
                     Val::S(class.clone()),
                     Val::I(entry.at as i64),
+                    Val::I(key(&id)),
                 ]);
             }
         }
@@ -103,8 +114,8 @@ pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Uni
     insert(
         &mut tx,
         postgres,
-        "INSERT INTO deals (id, seq, bid, offer, owner, host, class, price, seconds, replica, at, ord)",
-        12,
+        "INSERT INTO deals (id, seq, bid, offer, owner, host, class, price, seconds, replica, at, ord, bid_key, offer_key)",
+        14,
         deals,
         " ON CONFLICT (seq, ord) DO NOTHING",
     )
@@ -112,8 +123,8 @@ pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Uni
     insert(
         &mut tx,
         postgres,
-        "INSERT INTO orders (id, seq, kind, maker, class, at)",
-        6,
+        "INSERT INTO orders (id, seq, kind, maker, class, at, id_key)",
+        7,
         orders,
         " ON CONFLICT (seq) DO NOTHING",
     )

@@ -134,8 +134,13 @@ impl Journal {
         );
         // Ids and addresses are stored as their bytes, classes as text.
         let mut binds: Vec<super::Val> = Vec::new();
+        // Bids and offers are found by their indexed 8-byte prefix, then
+        // compared whole.
+        let key = |h: alloy_primitives::B256| super::Val::I(super::project::key(&h));
         let filters = [
+            ("bid_key", q.bid.map(key)),
             ("bid", q.bid.map(|h| super::Val::B(h.to_vec()))),
+            ("offer_key", q.offer.map(key)),
             ("offer", q.offer.map(|h| super::Val::B(h.to_vec()))),
             ("owner", q.owner.map(|a| super::Val::B(a.to_vec()))),
             ("host", q.host.map(|a| super::Val::B(a.to_vec()))),
@@ -175,10 +180,13 @@ impl Journal {
     /// The database failed.
     pub async fn order(&self, id: &B256) -> Result<Option<OrderRow>> {
         self.caught_up().await;
-        let Some(row) = sqlx::query("SELECT kind, maker, class, at, seq FROM orders WHERE id = $1")
-            .bind(id.to_vec())
-            .fetch_optional(&self.views)
-            .await?
+        let Some(row) = sqlx::query(
+            "SELECT kind, maker, class, at, seq FROM orders WHERE id_key = $1 AND id = $2",
+        )
+        .bind(super::project::key(id))
+        .bind(id.to_vec())
+        .fetch_optional(&self.views)
+        .await?
         else {
             return Ok(None);
         };
