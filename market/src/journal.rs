@@ -457,66 +457,6 @@ fn checkpoint(pool: &Pool, state: &Checkpoint) {
     });
 }
 
-/// A value to bind.
-enum Val {
-    I(i64),
-    S(String),
-    B(Vec<u8>),
-    Null,
-}
-
-/// The most rows [`insert`] puts in one statement.
-const ROWS_PER_STATEMENT: usize = 1000;
-
-/// `head VALUES (..), (..) tail` for rows of `width` values, at most
-/// [`ROWS_PER_STATEMENT`] rows a statement (under SQLite's and PostgreSQL's
-/// parameter limits).
-async fn insert(
-    conn: &mut sqlx::AnyConnection,
-    postgres: bool,
-    head: &str,
-    width: usize,
-    values: Vec<Val>,
-    tail: &str,
-) -> Result<()> {
-    use std::fmt::Write as _;
-    let mut values = values.into_iter().peekable();
-    while values.peek().is_some() {
-        let chunk: Vec<Val> = values.by_ref().take(width * ROWS_PER_STATEMENT).collect();
-        let mut sql = String::with_capacity(head.len() + chunk.len() * 6);
-        sql.push_str(head);
-        sql.push_str(" VALUES ");
-        for row in 0..chunk.len() / width {
-            sql.push_str(if row == 0 { "(" } else { ", (" });
-            for col in 0..width {
-                let sep = if col == 0 { "" } else { ", " };
-                if postgres {
-                    let _ = write!(sql, "{sep}${}", row * width + col + 1);
-                } else {
-                    let _ = write!(sql, "{sep}?");
-                }
-            }
-            sql.push(')');
-        }
-        sql.push_str(tail);
-        // Only placeholders are formatted in; the values are bound. The
-        // statements of small batches (the acknowledgement path: a few to a
-        // few dozen rows) recur, so the connection keeps them prepared.
-        let rows = chunk.len() / width;
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows <= 64);
-        for v in chunk {
-            q = match v {
-                Val::I(i) => q.bind(i),
-                Val::S(s) => q.bind(s),
-                Val::B(b) => q.bind(b),
-                Val::Null => q.bind(None::<String>),
-            };
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
 type Ack = oneshot::Sender<Result<Vec<Event>, String>>;
 
 /// A command to sequence, with the signed order it came from (if any).
@@ -812,6 +752,8 @@ async fn rebuild(journal: &Journal, config: &EngineConfig) -> Engine {
 
 mod project;
 mod queries;
+mod sql;
+use sql::{ROWS_PER_STATEMENT, Val, insert};
 mod work;
 pub use queries::{DealQuery, DealRow, JournalLock, OrderRow};
 pub use work::Work;

@@ -159,12 +159,7 @@ impl Journal {
         sql.push_str(&format!(" ORDER BY seq DESC, ord DESC LIMIT {}", q.limit));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for b in binds {
-            query = match b {
-                super::Val::B(b) => query.bind(b),
-                super::Val::S(s) => query.bind(s),
-                super::Val::I(i) => query.bind(i),
-                super::Val::Null => query.bind(None::<String>),
-            };
+            query = b.bind(query);
         }
         if let Some(before) = q.before_seq {
             query = query.bind(before);
