@@ -213,6 +213,9 @@ fn run(dir: &Path, db: Option<String>, work: &[Vec<u8>], conns: usize) -> Run {
     // One client on loopback sends everything: no per-IP or per-address limit.
     config.api.ip_rate = Rate::UNLIMITED;
     config.api.address_rate = Rate::UNLIMITED;
+    // No host starts its deals here: with the usual 30 s to start, a
+    // sustained run's first deals would lapse (and be placed again) at its end.
+    config.api.lease_start_ms = 3_600_000;
     let (addr, stop, served) = server_rt.block_on(async {
         let market = Market::open(config).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

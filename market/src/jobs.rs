@@ -326,6 +326,8 @@ pub struct Jobs {
     changed: Vec<B256>,
     /// Trace context for bids on their way through the sequencer.
     traces: HashMap<B256, String>,
+    /// When each lease may run out (see [`lease::Leases`]).
+    leases: lease::Leases,
 }
 
 impl Jobs {
@@ -407,6 +409,7 @@ impl Jobs {
                 let job_id = self.aliases.get(&d.bid).copied().unwrap_or(d.bid);
                 self.by_deal.insert(d.id, job_id);
                 if let Some(job) = self.jobs.get_mut(&job_id) {
+                    self.leases.assigned(d.time, d.id);
                     job.deals.push(JobDeal {
                         id: d.id,
                         host: d.host,
@@ -541,15 +544,20 @@ impl Jobs {
     pub fn start(&mut self, start: &Start, at: Time) -> Result<&Job, WorkError> {
         let (job, i) = self.deal_mut(start.deal, start.host)?;
         let d = &mut job.deals[i];
+        let mut running_until = None;
         if d.state == DealState::Assigned {
             d.state = DealState::Running;
             d.started = Some(at);
+            running_until = Some(at.saturating_add(job.max_seconds.saturating_mul(1000)));
         }
         if matches!(job.state, JobState::Queued | JobState::Matched) {
             job.state = JobState::Running;
         }
         job.updated = at;
         let id = job.id;
+        if let Some(until) = running_until {
+            self.leases.started(until, start.deal);
+        }
         self.touch(start.host, at);
         self.changed.push(id);
         Ok(&self.jobs[&id])

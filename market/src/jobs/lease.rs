@@ -7,6 +7,8 @@
 //! Replicas whose reports have no majority get one more the same way
 //! ([`Jobs::due_extras`]).
 
+use std::collections::BTreeSet;
+
 use alloy_primitives::{Address, B256};
 use sha2::{Digest, Sha256};
 
@@ -39,6 +41,45 @@ pub struct Extra {
     pub job: B256,
     /// The bid for one replica on a host the job has not used.
     pub retry: Bid,
+}
+
+/// The open deals by the time their lease runs from: when they were
+/// assigned (for a start) and when their run's `max_seconds` end (for a
+/// report). Entries are added as deals open and dropped lazily, by
+/// [`Jobs::due_leases`], once due and no longer what they were.
+#[derive(Debug, Default)]
+pub(super) struct Leases {
+    start: BTreeSet<(Time, B256)>,
+    report: BTreeSet<(Time, B256)>,
+}
+
+impl Leases {
+    /// `deal` was assigned at `at`: its host must start it.
+    pub(super) fn assigned(&mut self, at: Time, deal: B256) {
+        self.start.insert((at, deal));
+    }
+
+    /// `deal` started, and its run may last `until`: its host must report.
+    pub(super) fn started(&mut self, until: Time, deal: B256) {
+        self.report.insert((until, deal));
+    }
+
+    fn of(&self, report: bool) -> &BTreeSet<(Time, B256)> {
+        if report { &self.report } else { &self.start }
+    }
+
+    fn of_mut(&mut self, report: bool) -> &mut BTreeSet<(Time, B256)> {
+        if report {
+            &mut self.report
+        } else {
+            &mut self.start
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.start.len() + self.report.len()
+    }
 }
 
 /// The id of the bid that places the `n`th extra replica of `job`.
@@ -82,33 +123,55 @@ pub(super) fn retry_id(job: &B256, deal: &B256) -> B256 {
 impl Jobs {
     /// Deals whose lease has run out at `now` (`start_within` to start,
     /// `max_seconds` plus `grace` to report), with the bids that place their
-    /// replicas again.
-    pub fn due_leases(&self, now: Time, start_within: Time, grace: Time) -> Vec<Lapse> {
+    /// replicas again. Reads only the deals due (see [`Leases`]), so a check
+    /// costs the same with ten live jobs as with a million; entries of deals
+    /// that have moved on are dropped as they are met.
+    pub fn due_leases(&mut self, now: Time, start_within: Time, grace: Time) -> Vec<Lapse> {
         let mut out = Vec::new();
-        for job in self.live_jobs() {
-            let Some(bid) = &job.bid else { continue };
-            for d in &job.deals {
-                let due = match d.state {
-                    DealState::Assigned => d.assigned.saturating_add(start_within),
-                    DealState::Running => d
-                        .started
-                        .unwrap_or(d.assigned)
-                        .saturating_add(job.max_seconds.saturating_mul(1000))
-                        .saturating_add(grace),
-                    _ => continue,
-                };
-                if now < due {
-                    continue;
+        let mut stale = Vec::new();
+        for (report, margin) in [(false, start_within), (true, grace)] {
+            let Some(latest) = now.checked_sub(margin) else {
+                continue;
+            };
+            let index = self.leases.of(report);
+            for &(from, deal) in index.range(..=(latest, B256::repeat_byte(0xff))) {
+                match self.lapse_of(deal, from, report, now) {
+                    Some(lapse) => out.push(lapse),
+                    None => stale.push((from, deal)),
                 }
-                out.push(Lapse {
-                    job: job.id,
-                    deal: d.id,
-                    host: d.host,
-                    retry: one_more(job, bid, retry_id(&job.id, &d.id), now),
-                });
+            }
+            let index = self.leases.of_mut(report);
+            for key in stale.drain(..) {
+                index.remove(&key);
             }
         }
         out
+    }
+
+    /// The lapse of `deal` if its lease is still the one indexed at `from`
+    /// (assigned then, for a start; its run ending then, for a report).
+    fn lapse_of(&self, deal: B256, from: Time, report: bool, now: Time) -> Option<Lapse> {
+        let job_id = self.by_deal.get(&deal)?;
+        if !self.live.contains(job_id) {
+            return None;
+        }
+        let job = self.jobs.get(job_id)?;
+        let bid = job.bid.as_ref()?;
+        let d = job.deals.iter().find(|d| d.id == deal)?;
+        let runs_from = match d.state {
+            DealState::Assigned if !report => d.assigned,
+            DealState::Running if report => d
+                .started
+                .unwrap_or(d.assigned)
+                .saturating_add(job.max_seconds.saturating_mul(1000)),
+            _ => return None,
+        };
+        (runs_from == from).then(|| Lapse {
+            job: job.id,
+            deal: d.id,
+            host: d.host,
+            retry: one_more(job, bid, retry_id(&job.id, &d.id), now),
+        })
     }
 
     /// Marks `deal` of `job` lapsed and routes the deals of bid `retry` to

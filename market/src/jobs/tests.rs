@@ -14,6 +14,22 @@ fn host(n: u8) -> Address {
 
 const OWNER: Address = Address::repeat_byte(0xee);
 
+/// Host `h`'s offer of one slot (id `h`) in class `cpu`.
+fn cpu_offer(h: u8) -> Command {
+    Command::Offer(Offer {
+        id: id(u64::from(h)),
+        host: host(h),
+        class: "cpu".into(),
+        caps: Capabilities {
+            cores: 4,
+            ..Capabilities::default()
+        },
+        price: 10,
+        slots: 1,
+        expiry: u64::MAX,
+    })
+}
+
 /// A market with `hosts` offers (one slot each) and a bid for `replicas`,
 /// fed through a real engine into `Jobs`.
 fn market(hosts: u8, replicas: u32) -> (Jobs, Vec<(B256, Address)>) {
@@ -31,19 +47,7 @@ fn market(hosts: u8, replicas: u32) -> (Jobs, Vec<(B256, Address)>) {
         });
     };
     for h in 1..=hosts {
-        let offer = Command::Offer(Offer {
-            id: id(u64::from(h)),
-            host: host(h),
-            class: "cpu".into(),
-            caps: Capabilities {
-                cores: 4,
-                ..Capabilities::default()
-            },
-            price: 10,
-            slots: 1,
-            expiry: u64::MAX,
-        });
-        feed(&mut jobs, offer, None);
+        feed(&mut jobs, cpu_offer(h), None);
     }
     let bid = Command::Bid(Bid {
         id: id(100),
@@ -354,4 +358,151 @@ fn a_deal_not_started_in_time_lapses_and_its_replica_is_placed_again_elsewhere()
         .unwrap();
     assert_eq!(j.state, JobState::Done);
     assert_eq!(j.result.as_ref().unwrap().hosts.len(), 2);
+}
+
+/// The deals whose lease ran out, found the slow way: every deal of every
+/// live job (what `due_leases` did before it had an index).
+fn due_by_scan(jobs: &Jobs, now: Time, start_within: Time, grace: Time) -> Vec<(B256, B256)> {
+    let mut out = Vec::new();
+    for job in jobs.live_jobs().filter(|j| j.bid.is_some()) {
+        for d in &job.deals {
+            let due = match d.state {
+                DealState::Assigned => d.assigned.saturating_add(start_within),
+                DealState::Running => d
+                    .started
+                    .unwrap_or(d.assigned)
+                    .saturating_add(job.max_seconds.saturating_mul(1000))
+                    .saturating_add(grace),
+                _ => continue,
+            };
+            if now >= due {
+                out.push((job.id, d.id));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_lease_index_finds_exactly_the_deals_a_full_scan_finds() {
+    const START: Time = 5_000;
+    const GRACE: Time = 2_000;
+    let mut engine = Engine::default();
+    let mut jobs = Jobs::default();
+    let mut now: Time = 1_000;
+    let mut feed = |jobs: &mut Jobs, command: Command, at: Time| {
+        let events = engine.apply(command.clone(), at);
+        jobs.apply_entry(&Entry {
+            command,
+            at,
+            events,
+            signed: None,
+        });
+    };
+    // 40 jobs of 2 replicas on 80 hosts, placed over time.
+    for h in 1..=80u8 {
+        feed(&mut jobs, cpu_offer(h), now);
+    }
+    let mut deals = Vec::new();
+    for k in 0..40u64 {
+        now += 137;
+        let bid = Bid {
+            id: id(1_000 + k),
+            owner: OWNER,
+            class: "cpu".into(),
+            req: Requirements::default(),
+            max_price: 20,
+            max_seconds: 1 + k % 4,
+            replicas: 2,
+            deadline: u64::MAX,
+        };
+        feed(&mut jobs, Command::Bid(bid), now);
+        for d in &jobs.job(&id(1_000 + k)).unwrap().deals {
+            deals.push((d.id, d.host));
+        }
+    }
+    assert_eq!(deals.len(), 80);
+    // Hosts start, report (agreeing or not) and go silent at random; due
+    // leases lapse now and then; after each step both ways agree.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let (mut lapsed, mut checked) = (0, 0);
+    for _ in 0..600 {
+        now += next(400);
+        let (deal, h) = deals[next(deals.len() as u64) as usize];
+        match next(4) {
+            0 => {
+                let _ = jobs.start(
+                    &Start {
+                        host: h,
+                        deal,
+                        at: 0,
+                    },
+                    now,
+                );
+            }
+            1 => {
+                let output = 1 + next(2) as u8;
+                let _ = jobs.receipt(&receipt(deal, h, output), now);
+            }
+            _ => {}
+        }
+        let expected = due_by_scan(&jobs, now, START, GRACE);
+        let mut found: Vec<_> = jobs
+            .due_leases(now, START, GRACE)
+            .iter()
+            .map(|l| (l.job, l.deal))
+            .collect();
+        found.sort();
+        assert_eq!(found, expected, "at {now}");
+        checked += found.len();
+        if next(3) == 0 {
+            for l in jobs.due_leases(now, START, GRACE) {
+                jobs.lapse(l.job, l.deal, l.retry.id, now).unwrap();
+                lapsed += 1;
+            }
+        }
+    }
+    assert!(
+        lapsed > 10 && checked > 100,
+        "{lapsed} lapsed, {checked} seen due"
+    );
+    // Far in the future every open lease is due; once lapsed, the index
+    // holds nothing: entries of deals that moved on were dropped.
+    now += 1_000_000;
+    for l in jobs.due_leases(now, START, GRACE) {
+        jobs.lapse(l.job, l.deal, l.retry.id, now).unwrap();
+    }
+    assert!(jobs.due_leases(now, START, GRACE).is_empty());
+    assert_eq!(jobs.leases.len(), 0);
+}
+
+#[test]
+fn a_started_deal_that_never_reports_lapses_after_its_seconds_and_the_grace() {
+    // A job of one replica (max_seconds 60), started 10 ms after it was assigned.
+    let started = || {
+        let (mut jobs, deals) = market(2, 1);
+        let (deal, host) = deals[0];
+        let assigned = jobs.job(&id(100)).unwrap().deals[0].assigned;
+        let start = Start { host, deal, at: 0 };
+        jobs.start(&start, assigned + 10).unwrap();
+        (jobs, deal, host, assigned)
+    };
+    let (mut jobs, deal, h, assigned) = started();
+    // The report is due by start + 60 s + the grace.
+    let due = assigned + 10 + 60_000 + 30_000;
+    assert!(jobs.due_leases(due - 1, 30_000, 30_000).is_empty());
+    let lapses = jobs.due_leases(due, 30_000, 30_000);
+    assert_eq!(lapses.len(), 1);
+    assert_eq!((lapses[0].deal, lapses[0].host), (deal, h));
+    // Reported in time instead: nothing is due, ever.
+    let (mut jobs, deal, h, assigned) = started();
+    jobs.receipt(&receipt(deal, h, 1), assigned + 20).unwrap();
+    assert!(jobs.due_leases(u64::MAX, 30_000, 30_000).is_empty());
 }
