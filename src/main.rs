@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: many small allocations from several threads (HTTP, JSON, the
+/// market's sequencer) cost a tenth of the market's CPU in glibc's malloc
+/// (docs/PERFORMANCE.md, market over HTTP).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bundle;
 mod daemon;
 mod devnet;

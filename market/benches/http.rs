@@ -27,6 +27,10 @@ use netmind_protocol::orders::{JobOrder, Offer, Signed, domain};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The allocator the `netmind` binary (and so `netmind market serve`) uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CLASSES: usize = 20;
 const KEYS: usize = 512;
 
