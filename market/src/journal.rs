@@ -320,10 +320,10 @@ impl Journal {
         if batch.len() <= ROWS_PER_STATEMENT {
             // One statement is its own transaction: one round trip to the
             // database (SQLite's thread) instead of three.
-            insert(&mut writer.conn, self.postgres, HEAD, 4, rows, "").await?;
+            insert(&mut writer.conn, self.postgres, HEAD, 4, &mut rows, "").await?;
         } else {
             let mut tx = begin_write(&mut writer.conn, self.postgres).await?;
-            insert(&mut tx, self.postgres, HEAD, 4, rows, "").await?;
+            insert(&mut tx, self.postgres, HEAD, 4, &mut rows, "").await?;
             tx.commit().await?;
         }
         Ok(first)
@@ -393,7 +393,8 @@ impl Journal {
             let units: Vec<project::Unit> =
                 tail.into_iter().map(|(f, e)| (f, Arc::new(e))).collect();
             let mut conn = self.views.acquire().await?;
-            let done = project::write(&mut conn, self.postgres, &units).await?;
+            let mut rows = project::Rows::default();
+            let done = project::write(&mut conn, self.postgres, &units, &mut rows).await?;
             self.projected.send_replace(done);
         }
         self.committed.fetch_max(last, Ordering::AcqRel);

@@ -58,11 +58,26 @@ pub(super) struct Hurry {
     pub(super) notify: Notify,
 }
 
+/// The values of a projection's rows, kept from one projection to the next
+/// so that their buffers (megabytes for a second's orders) are reused
+/// rather than taken from the system and zeroed again each time.
+#[derive(Default)]
+pub(super) struct Rows {
+    deals: Vec<Val>,
+    orders: Vec<Val>,
+}
+
 /// Writes the rows derived from `units` and records the last one projected,
 /// in one transaction. Rows already there are left alone.
-pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Unit]) -> Result<i64> {
-    let mut deals = Vec::new();
-    let mut orders = Vec::new();
+pub(super) async fn write(
+    conn: &mut AnyConnection,
+    postgres: bool,
+    units: &[Unit],
+    rows: &mut Rows,
+) -> Result<i64> {
+    let Rows { deals, orders } = rows;
+    deals.clear();
+    orders.clear();
     let mut last = 0;
 
     for (first, entries) in units {
@@ -110,23 +125,38 @@ pub(super) async fn write(conn: &mut AnyConnection, postgres: bool, units: &[Uni
             }
         }
     }
+    // Rows already there (projected before a crash) are skipped. SQLite's
+    // `OR IGNORE` (rather than `ON CONFLICT DO NOTHING`, which leaves other
+    // constraints to abort the statement) lets it write without a statement
+    // journal, a copy of every page the statement touches.
+    let (verb, deals_tail, orders_tail) = if postgres {
+        (
+            "INSERT INTO",
+            " ON CONFLICT (seq, ord) DO NOTHING",
+            " ON CONFLICT (seq) DO NOTHING",
+        )
+    } else {
+        ("INSERT OR IGNORE INTO", "", "")
+    };
     let mut tx = super::begin_write(conn, postgres).await?;
     insert(
         &mut tx,
         postgres,
-        "INSERT INTO deals (id, seq, bid, offer, owner, host, class, price, seconds, replica, at, ord, bid_key, offer_key)",
+        &format!(
+            "{verb} deals (id, seq, bid, offer, owner, host, class, price, seconds, replica, at, ord, bid_key, offer_key)"
+        ),
         14,
         deals,
-        " ON CONFLICT (seq, ord) DO NOTHING",
+        deals_tail,
     )
     .await?;
     insert(
         &mut tx,
         postgres,
-        "INSERT INTO orders (id, seq, kind, maker, class, at, id_key)",
+        &format!("{verb} orders (id, seq, kind, maker, class, at, id_key)"),
         7,
         orders,
-        " ON CONFLICT (seq) DO NOTHING",
+        orders_tail,
     )
     .await?;
     sqlx::query(
@@ -151,6 +181,7 @@ pub(super) async fn run(
     hurry: Arc<Hurry>,
 ) {
     let mut units = Vec::new();
+    let mut rows = Rows::default();
     let mut conn: Option<PoolConnection<Any>> = None;
     let mut done = *projected.borrow();
     loop {
@@ -184,9 +215,9 @@ pub(super) async fn run(
         loop {
             // One connection while it works, so its page cache stays warm.
             let result = match &mut conn {
-                Some(c) => write(c, postgres, &units).await,
+                Some(c) => write(c, postgres, &units, &mut rows).await,
                 slot => match pool.acquire().await {
-                    Ok(c) => write(slot.insert(c), postgres, &units).await,
+                    Ok(c) => write(slot.insert(c), postgres, &units, &mut rows).await,
                     Err(e) => Err(e.into()),
                 },
             };

@@ -39,11 +39,12 @@ pub(super) async fn insert(
     postgres: bool,
     head: &str,
     width: usize,
-    values: Vec<Val>,
+    values: &mut Vec<Val>,
     tail: &str,
 ) -> Result<()> {
     use std::fmt::Write as _;
-    let mut values = values.into_iter().peekable();
+    // Drained, not consumed: a caller that inserts again reuses the buffer.
+    let mut values = values.drain(..).peekable();
     while values.peek().is_some() {
         let chunk: Vec<Val> = values.by_ref().take(width * ROWS_PER_STATEMENT).collect();
         let mut sql = String::with_capacity(head.len() + chunk.len() * 6);

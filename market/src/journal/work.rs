@@ -272,7 +272,7 @@ impl WorkWriter {
         }
     }
 
-    async fn store(&self, rows: Vec<Val>) -> Result<()> {
+    async fn store(&self, mut rows: Vec<Val>) -> Result<()> {
         let mut writer = self.writer.lock().await;
         let conn = &mut WriterConn::get(&mut writer, &self.pool).await?.conn;
         let stored = async {
@@ -282,7 +282,7 @@ impl WorkWriter {
                 self.postgres,
                 "INSERT INTO work (at, kind, deal, host, signed)",
                 5,
-                rows,
+                &mut rows,
                 "",
             )
             .await?;
