@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::pool::{PoolConnection, PoolOptions};
 use sqlx::{Any, AnyPool as Pool, Connection, Executor, Row};
@@ -74,8 +74,7 @@ pub struct Journal {
     /// The connection every append goes through (one writer: its page cache
     /// stays warm); replaced by a fresh one after an error.
     writer: Writer,
-    /// SQLite: when the WAL was last checkpointed, and whether a checkpoint
-    /// runs now (checkpoints run beside the writer, not inside its commits).
+    /// SQLite: the journal's WAL checkpoints (see [`wal`]).
     checkpoint: Checkpoint,
     /// Hosts' reports on their way into the `work` table.
     work: mpsc::Sender<work::WorkUnit>,
@@ -130,9 +129,6 @@ async fn begin_write(
         conn.begin_with("BEGIN IMMEDIATE").await?
     })
 }
-
-/// When the WAL was last checkpointed, and whether a checkpoint runs now.
-type Checkpoint = Arc<std::sync::Mutex<(Instant, bool)>>;
 
 /// An accepted command with the time it was accepted and what it did.
 #[derive(Debug, Clone)]
@@ -216,7 +212,7 @@ impl Journal {
             hurry.clone(),
         ));
         let writer = Writer::default();
-        let checkpoint = Arc::new(std::sync::Mutex::new((Instant::now(), false)));
+        let checkpoint = Checkpoint::default();
         let (work, work_rx) = mpsc::channel(1024);
         tokio::spawn(
             work::WorkWriter {
@@ -283,7 +279,7 @@ impl Journal {
         };
         drop(writer);
         if !self.postgres {
-            checkpoint(&self.pool, &self.checkpoint);
+            self.checkpoint.start(&self.pool, &self.writer);
         }
         let last = first + batch.len() as i64 - 1;
         self.committed.fetch_max(last, Ordering::AcqRel);
@@ -434,28 +430,6 @@ async fn sqlite(path: &str, pragmas: &'static str) -> Result<Pool> {
         })
         .connect(&format!("sqlite://{path}?mode=rwc"))
         .await?)
-}
-
-/// Starts a passive WAL checkpoint on another connection when none ran for
-/// 200 ms (SQLite only).
-fn checkpoint(pool: &Pool, state: &Checkpoint) {
-    {
-        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.1 || state.0.elapsed() < Duration::from_millis(200) {
-            return;
-        }
-        *state = (Instant::now(), true);
-    }
-    let (pool, state) = (pool.clone(), state.clone());
-    tokio::spawn(async move {
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::warn!(target: "market::journal", %error, "WAL checkpoint failed");
-        }
-        *state.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), false);
-    });
 }
 
 type Ack = oneshot::Sender<Result<Vec<Event>, String>>;
@@ -755,6 +729,8 @@ mod project;
 mod queries;
 mod sql;
 use sql::{ROWS_PER_STATEMENT, Val, insert};
+mod wal;
+use wal::Checkpoint;
 mod work;
 pub use queries::{DealQuery, DealRow, JournalLock, OrderRow};
 pub use work::Work;

@@ -9,8 +9,7 @@ use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Checkpoint, Journal, JournalError, Pool, Result, Val, Writer, WriterConn, begin_write,
-    checkpoint, insert,
+    Checkpoint, Journal, JournalError, Pool, Result, Val, Writer, WriterConn, begin_write, insert,
 };
 use crate::engine::Time;
 use crate::jobs::Jobs;
@@ -296,7 +295,7 @@ impl WorkWriter {
         }
         drop(writer);
         if !self.postgres {
-            checkpoint(&self.pool, &self.checkpoint);
+            self.checkpoint.start(&self.pool, &self.writer);
         }
         stored
     }
