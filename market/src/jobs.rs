@@ -306,15 +306,15 @@ struct HostRecord {
 pub struct Jobs {
     /// Boxed: growing the map moves pointers, not every job (a job is a few
     /// hundred bytes; moving 100,000 of them stalled the sequencer ~100 ms).
-    jobs: HashMap<B256, Box<Job>>,
+    jobs: Sharded<Box<Job>>,
     /// Job ids by creation, for listings and forgetting.
     order: BTreeMap<(Time, B256), ()>,
     finished: VecDeque<B256>,
     /// Jobs not finished (what [`Jobs::hosts`] and the lease checks walk,
     /// instead of every job kept).
-    live: std::collections::HashSet<B256>,
-    by_deal: HashMap<B256, B256>,
-    offers: HashMap<B256, OpenOffer>,
+    live: Sharded<()>,
+    by_deal: Sharded<B256>,
+    offers: Sharded<OpenOffer>,
     hosts: HashMap<Address, HostRecord>,
     /// Bids placed again for lapsed replicas, or for extra ones → their job.
     pub(crate) aliases: HashMap<B256, B256>,
@@ -364,7 +364,7 @@ impl Jobs {
                     bid: Some(b.clone()),
                 };
                 self.order.insert((at, b.id), ());
-                self.live.insert(b.id);
+                self.live.insert(b.id, ());
                 self.jobs.insert(b.id, Box::new(job));
                 self.changed.push(b.id);
             }
@@ -560,7 +560,7 @@ impl Jobs {
         }
         self.touch(start.host, at);
         self.changed.push(id);
-        Ok(&self.jobs[&id])
+        Ok(self.jobs.get(&id).expect("the job just changed"))
     }
 
     /// Checks that `receipt` may be applied.
@@ -601,7 +601,7 @@ impl Jobs {
         }
         self.touch(r.host, at);
         self.changed.push(id);
-        Ok(&self.jobs[&id])
+        Ok(self.jobs.get(&id).expect("the job just changed"))
     }
 
     fn touch(&mut self, host: Address, at: Time) {
@@ -700,7 +700,7 @@ impl Jobs {
     /// The jobs not finished.
     pub(crate) fn live_jobs(&self) -> impl Iterator<Item = &Job> {
         self.live
-            .iter()
+            .keys()
             .filter_map(|id| self.jobs.get(id).map(|j| &**j))
     }
 
@@ -732,8 +732,10 @@ fn bundle_ids(signed: &str) -> (B256, B256) {
 mod decide;
 mod lease;
 mod owner;
+mod sharded;
 use decide::decide;
 pub use lease::{Extra, Lapse, REPORT_GRACE, START_WITHIN};
+use sharded::Sharded;
 
 #[cfg(test)]
 mod tests;

@@ -152,7 +152,7 @@ impl Jobs {
     /// (assigned then, for a start; its run ending then, for a report).
     fn lapse_of(&self, deal: B256, from: Time, report: bool, now: Time) -> Option<Lapse> {
         let job_id = self.by_deal.get(&deal)?;
-        if !self.live.contains(job_id) {
+        if !self.live.contains_key(job_id) {
             return None;
         }
         let job = self.jobs.get(job_id)?;
