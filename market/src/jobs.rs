@@ -548,7 +548,7 @@ impl Jobs {
         if d.state == DealState::Assigned {
             d.state = DealState::Running;
             d.started = Some(at);
-            running_until = Some(at.saturating_add(job.max_seconds.saturating_mul(1000)));
+            running_until = Some(lease::run_ends(at, job.max_seconds));
         }
         if matches!(job.state, JobState::Queued | JobState::Matched) {
             job.state = JobState::Running;

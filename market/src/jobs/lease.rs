@@ -82,6 +82,11 @@ impl Leases {
     }
 }
 
+/// When a run started at `started` reaches its bid's `max_seconds`.
+pub(super) fn run_ends(started: Time, max_seconds: u64) -> Time {
+    started.saturating_add(max_seconds.saturating_mul(1000))
+}
+
 /// The id of the bid that places the `n`th extra replica of `job`.
 pub(super) fn extra_id(job: &B256, n: u32) -> B256 {
     let mut h = Sha256::new();
@@ -160,10 +165,9 @@ impl Jobs {
         let d = job.deals.iter().find(|d| d.id == deal)?;
         let runs_from = match d.state {
             DealState::Assigned if !report => d.assigned,
-            DealState::Running if report => d
-                .started
-                .unwrap_or(d.assigned)
-                .saturating_add(job.max_seconds.saturating_mul(1000)),
+            DealState::Running if report => {
+                run_ends(d.started.unwrap_or(d.assigned), job.max_seconds)
+            }
             _ => return None,
         };
         (runs_from == from).then(|| Lapse {

@@ -44,13 +44,14 @@ pub(super) async fn insert(
 ) -> Result<()> {
     use std::fmt::Write as _;
     // Drained, not consumed: a caller that inserts again reuses the buffer.
-    let mut values = values.drain(..).peekable();
-    while values.peek().is_some() {
-        let chunk: Vec<Val> = values.by_ref().take(width * ROWS_PER_STATEMENT).collect();
-        let mut sql = String::with_capacity(head.len() + chunk.len() * 6);
+    debug_assert_eq!(values.len() % width, 0, "whole rows of {width} values");
+    let mut values = values.drain(..);
+    while values.len() >= width {
+        let rows = (values.len() / width).min(ROWS_PER_STATEMENT);
+        let mut sql = String::with_capacity(head.len() + rows * width * 6);
         sql.push_str(head);
         sql.push_str(" VALUES ");
-        for row in 0..chunk.len() / width {
+        for row in 0..rows {
             sql.push_str(if row == 0 { "(" } else { ", (" });
             for col in 0..width {
                 let sep = if col == 0 { "" } else { ", " };
@@ -66,9 +67,8 @@ pub(super) async fn insert(
         // Only placeholders are formatted in; the values are bound. The
         // statements of small batches (the acknowledgement path: a few to a
         // few dozen rows) recur, so the connection keeps them prepared.
-        let rows = chunk.len() / width;
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows <= 64);
-        for v in chunk {
+        for v in values.by_ref().take(rows * width) {
             q = v.bind(q);
         }
         q.execute(&mut *conn).await?;

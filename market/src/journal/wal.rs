@@ -23,7 +23,7 @@ const EVERY: Duration = Duration::from_millis(200);
 
 /// WAL pages (4 KiB each) past which a checkpoint finishes with the writer
 /// held, so that the WAL starts over (32 MiB; 1 MiB in tests).
-pub(super) const RESTART_FRAMES: i64 = if cfg!(test) { 256 } else { 8192 };
+const RESTART_FRAMES: i64 = if cfg!(test) { 256 } else { 8192 };
 
 /// When the WAL was last checkpointed, and whether a checkpoint runs now.
 #[derive(Debug, Clone)]
@@ -48,17 +48,13 @@ impl Checkpoint {
         }
         let (pool, writer, state) = (pool.clone(), writer.clone(), self.0.clone());
         tokio::spawn(async move {
-            match passive(&pool).await {
-                Ok(frames) if frames >= RESTART_FRAMES => {
-                    let _held = writer.lock().await;
-                    if let Err(error) = passive(&pool).await {
-                        tracing::warn!(target: "market::journal", %error, "WAL checkpoint failed");
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(target: "market::journal", %error, "WAL checkpoint failed");
-                }
+            let mut checkpointed = passive(&pool).await;
+            if matches!(checkpointed, Ok(frames) if frames >= RESTART_FRAMES) {
+                let _held = writer.lock().await;
+                checkpointed = passive(&pool).await;
+            }
+            if let Err(error) = checkpointed {
+                tracing::warn!(target: "market::journal", %error, "WAL checkpoint failed");
             }
             *state.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), false);
         });
@@ -66,7 +62,7 @@ impl Checkpoint {
 }
 
 /// A passive checkpoint; returns how many pages the WAL holds.
-pub(super) async fn passive(pool: &Pool) -> Result<i64, sqlx::Error> {
+async fn passive(pool: &Pool) -> Result<i64, sqlx::Error> {
     let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(pool)
         .await?;
